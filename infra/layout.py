@@ -1,0 +1,15 @@
+"""Where things live on the VM. The startup script, the deploy and the operator commands share it."""
+
+DATA_MOUNT = "/srv/kit"  # the persistent data disk; everything that must survive lives below it
+DATA_DISK_DEVICE = "/dev/disk/by-id/google-data"  # GCE names an attached disk by its device_name
+RELEASES_DIR = f"{DATA_MOUNT}/releases"
+CURRENT_LINK = f"{DATA_MOUNT}/current"  # symlink to the live release directory
+PREVIOUS_LINK = f"{DATA_MOUNT}/previous"
+REDIS_DIR = f"{DATA_MOUNT}/redis"
+CADDY_DATA_DIR = f"{DATA_MOUNT}/caddy/data"
+CADDY_CONFIG_DIR = f"{DATA_MOUNT}/caddy/config"
+AUDIT_LOG = f"{DATA_MOUNT}/audit.log"
+SECRETS_DIR = "/run/inngest-kit/secrets"  # tmpfs: secret values never touch a disk
+SYSTEMD_UNIT = "inngest-kit.service"
+COMPOSE_PROJECT = "kit"
+INNGEST_PORT = 8288

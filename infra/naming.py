@@ -1,0 +1,62 @@
+"""Names shared by the Pulumi program, the rendered files and the operator commands.
+
+One place, so that the deploy, the key rotation and the tunnel agree on what things are called.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from infra.config import StackConfig
+
+# Logical secret names (keys of the `secret_ids` stack output) for the kit's own secrets.
+SIGNING_KEY = "inngest-signing-key"
+EVENT_KEY = "inngest-event-key"
+DB_APP_PASSWORD = "db-app-password"
+DB_INNGEST_PASSWORD = "db-inngest-password"
+KIT_SECRETS = (SIGNING_KEY, EVENT_KEY, DB_APP_PASSWORD, DB_INNGEST_PASSWORD)
+
+# The VM reads secret versions through these aliases, never through `latest`, which names the
+# newest *created* version even when it is disabled. The keys CLI moves them during a rotation.
+CURRENT_ALIAS = "current"
+PREVIOUS_ALIAS = "previous"
+
+APP_DB_NAME = "app"
+APP_DB_USER = "app"
+INNGEST_DB_NAME = "inngest"
+INNGEST_DB_USER = "inngest"
+
+
+def app_secret_logical(env_name: str) -> str:
+    """Logical name of an app secret: `app-stripe-key` for STRIPE_KEY."""
+    return "app-" + env_name.lower().replace("_", "-")
+
+
+@dataclass(frozen=True)
+class Names:
+    """Cloud resource names derived from the stack's prefix."""
+
+    prefix: str
+
+    def resource(self, suffix: str) -> str:
+        return f"{self.prefix}-{suffix}"
+
+    def secret_id(self, logical: str) -> str:
+        return f"{self.prefix}-{logical}"
+
+    @property
+    def vm(self) -> str:
+        return self.resource("vm")
+
+    @property
+    def sql_instance(self) -> str:
+        return self.resource("pg")
+
+
+def names_for(config: StackConfig) -> Names:
+    return Names(config.name)
+
+
+def logical_secrets(config: StackConfig) -> tuple[str, ...]:
+    """Every logical secret the stack holds, the kit's own first."""
+    return KIT_SECRETS + tuple(app_secret_logical(name) for name in config.app.secrets)
