@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 NAMESPACE = "inngest-kit"
 
@@ -129,6 +130,8 @@ class StackConfig:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     inngest: InngestConfig = field(default_factory=InngestConfig)
     ssh_source_ranges: tuple[str, ...] = ()
+    ssh_via: str = "iap"
+    ssh_user: str | None = None
 
     @property
     def max_connections(self) -> int:
@@ -241,7 +244,7 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
     def key(name: str) -> str:
         return f"{ns}:{name}"
 
-    known_top = {"name", "domain", "acmeEmail", "vm", "database", "inngest", "app", "appSecrets", "sshSourceRanges"}
+    known_top = {"name", "domain", "acmeEmail", "vm", "database", "inngest", "app", "appSecrets", "sshSourceRanges", "sshVia", "sshUser"}
     for full in sorted(raw):
         if full.startswith(ns + ":") and full.split(":", 1)[1] not in known_top:
             r.fail(full, "is not a known setting", f"remove it, or use one of: {', '.join(sorted(known_top))}")
@@ -345,6 +348,15 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
             continue
         ssh_ranges.append(str(network))
 
+    ssh_via = r.text(raw, key("sshVia"), key("sshVia"), "iap") or ""
+    if ssh_via not in ("iap", "direct"):
+        r.fail(key("sshVia"), f"{ssh_via!r} is not a way to reach the VM", "use iap (through Identity-Aware Proxy, the default) or direct")
+    elif ssh_via == "direct" and not ssh_ranges:
+        r.fail(key("sshVia"), "direct SSH needs your address in sshSourceRanges, or the firewall drops it", f"add your range with `pulumi config set --path '{key('sshSourceRanges')}[0]' 203.0.113.0/24`, or use iap")
+    ssh_user = r.text(raw, key("sshUser"), key("sshUser")) or None
+    if ssh_user is not None and not re.match(r"^[a-z_][a-z0-9_.-]{0,31}$", ssh_user):
+        r.fail(key("sshUser"), f"{ssh_user!r} is not a POSIX user name", "use the username from `gcloud compute os-login describe-profile`")
+
     budget = connection_budget(tier)
     if budget is not None and app is not None:
         wanted = app.db_pool_size + inngest.postgres_max_open_conns
@@ -370,6 +382,8 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
         database=database,
         inngest=inngest,
         ssh_source_ranges=tuple(ssh_ranges),
+        ssh_via=ssh_via,
+        ssh_user=ssh_user,
     )
 
 
@@ -409,7 +423,7 @@ def _parse_app(r: _Reader, raw: Mapping[str, Any], key) -> AppConfig | None:
     secrets_raw = raw.get(key("appSecrets"), {}) or {}
     secret_names: list[str] = []
     if not isinstance(secrets_raw, Mapping):
-        r.fail(key("appSecrets"), "must be an object of NAME: secret value", f"set each with `pulumi config set --secret --path 'appSecrets.STRIPE_KEY' <value>`")
+        r.fail(key("appSecrets"), "must be an object of NAME: secret value", "set each with `pulumi config set --secret --path 'appSecrets.STRIPE_KEY' <value>`")
     else:
         for secret_name in sorted(secrets_raw):
             if not ENV_NAME_RE.match(str(secret_name)):

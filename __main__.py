@@ -1,0 +1,20 @@
+"""`pulumi up` entry point: read and validate the config, build the components, export outputs."""
+
+import sys
+
+import pulumi
+
+from infra.config import ConfigError, parse_config
+from infra.program import build
+from infra.pulumi_config import read_app_secret_values, read_raw_config
+
+try:
+    config = parse_config(read_raw_config())
+except ConfigError as error:
+    # Every problem at once, before any resource is registered.
+    print("The stack configuration has problems:\n" + "\n".join(f"  - {p}" for p in error.problems), file=sys.stderr)
+    sys.exit(2)
+
+stack = build(config, read_app_secret_values())
+for name, value in stack.outputs.items():
+    pulumi.export(name, value)

@@ -1,0 +1,1 @@
+"""One Pulumi ComponentResource per logical piece of the stack."""

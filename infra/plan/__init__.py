@@ -1,0 +1,1 @@
+"""The offline plan: the Pulumi program evaluated under mocks, with no cloud account or CLI."""

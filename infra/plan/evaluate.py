@@ -1,0 +1,172 @@
+"""Evaluates the Pulumi program offline for one stack's config file and builds the plan document.
+
+The document (stable; the README documents it):
+  {"stack", "resources": [{"urn", "type", "name", "parent", "depends_on", "inputs", "options"}],
+   "outputs": {...}, "files": {"<relative path>": "<content>"}, "cost": {"items": [...], "total_usd_month": ...}}
+Secret values appear only as "[secret]".
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.config import NAMESPACE, ConfigError, StackConfig, parse_config
+from infra.plan.cost import estimate, load_prices
+from infra.plan.mocks import KNOWN_AFTER_DEPLOY, PlanMocks, RecordingMonitor, Registration
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_NAME = "inngest-kit"
+SECRET = "[secret]"
+SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"  # pulumi.runtime.rpc._special_sig_key
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # pulumi.runtime.rpc._special_secret_sig
+
+
+class PlanInputError(Exception):
+    """The stack cannot be planned: a missing file, or validation problems (all of them)."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass
+class PlanResult:
+    config: StackConfig
+    document: dict[str, Any]
+    generated_secrets: list[str]  # for tests: values that must never appear in any output
+
+
+def stack_file(stack: str, root: Path = PROJECT_ROOT) -> Path:
+    return root / f"Pulumi.{stack}.yaml"
+
+
+def read_stack_config(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise PlanInputError([f"--stack: no stack file {path.name}. Fix: create it (copy Pulumi.example.yaml) or pick an existing stack."])
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise PlanInputError([f"{path.name}: is not valid YAML ({error}). Fix: correct the syntax."]) from error
+    config = document.get("config") if isinstance(document, dict) else None
+    if not isinstance(config, dict):
+        raise PlanInputError([f"{path.name}: has no `config:` map. Fix: add one, as in Pulumi.example.yaml."])
+    return config
+
+
+def _is_secure(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"secure"}
+
+
+def _mask_config(raw: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    """Replaces encrypted (`secure:`) values, which the plan never decrypts, with a placeholder."""
+    masked: dict[str, Any] = {}
+    secret_keys: set[str] = set()
+    for key, value in raw.items():
+        if _is_secure(value):
+            masked[key], secret = SECRET, True
+        elif isinstance(value, dict):
+            masked[key] = {k: (SECRET if _is_secure(v) else v) for k, v in value.items()}
+            secret = any(_is_secure(v) for v in value.values()) or key == f"{NAMESPACE}:appSecrets"
+        else:
+            masked[key], secret = value, False
+        if secret:
+            secret_keys.add(key)
+    return masked, secret_keys
+
+
+def _to_engine_config(raw: dict[str, Any]) -> dict[str, str]:
+    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in raw.items()}
+
+
+def mask(value: Any) -> Any:
+    """Plain JSON with every secret replaced by "[secret]"."""
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG_KEY) == SECRET_SIG:
+            return SECRET
+        return {k: mask(v) for k, v in sorted(value.items())}
+    if isinstance(value, (list, tuple)):
+        return [mask(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # the engine carries every number as a double
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def evaluate(stack: str, *, root: Path = PROJECT_ROOT, raw: dict[str, Any] | None = None) -> PlanResult:
+    """Runs the program under mocks. `raw` overrides the stack file (tests)."""
+    raw = read_stack_config(stack_file(stack, root)) if raw is None else raw
+    masked, secret_keys = _mask_config(raw)
+    try:
+        config = parse_config(masked)
+    except ConfigError as error:
+        raise PlanInputError(error.problems) from error
+    app_secret_values = {name: (SECRET if _is_secure(v) else v) for name, v in (raw.get(f"{NAMESPACE}:appSecrets") or {}).items()}
+    return _run_program(stack, config, masked, secret_keys, app_secret_values)
+
+
+def _run_program(stack, config, masked, secret_keys, app_secret_values) -> PlanResult:
+    import pulumi
+    from pulumi.runtime import settings
+    from pulumi.runtime.sync_await import _sync_await
+
+    mocks = PlanMocks(config.project, config.region)
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_all_config(_to_engine_config(masked), sorted(secret_keys))
+    pulumi.runtime.set_mocks(mocks, project=PROJECT_NAME, stack=stack, preview=False, monitor=monitor)
+
+    from infra.program import build  # after set_mocks, as Pulumi's testing guide requires
+
+    holder: dict[str, Any] = {}
+
+    async def run():
+        secret_inputs = {name: pulumi.Output.secret(value) for name, value in app_secret_values.items()}
+        built = build(config, secret_inputs)
+        for key, value in built.outputs.items():
+            output = pulumi.Output.from_input(value)
+            holder[key] = (await output.is_secret(), await output.future())
+
+    settings.SETTINGS.rpc_manager.clear()
+    settings.SETTINGS.outputs.clear()
+    _sync_await(pulumi.runtime.stack.run_pulumi_func(lambda: _sync_await(run())))
+    outputs = _mask_outputs(holder, config)
+    document = {
+        "stack": stack,
+        "resources": [_resource_entry(r) for r in monitor.registrations],
+        "outputs": outputs,
+        "files": {},
+        "cost": estimate(config, load_prices()),
+    }
+    return PlanResult(config=config, document=document, generated_secrets=list(mocks.generated_secrets))
+
+
+def _mask_outputs(values: dict[str, tuple[bool, Any]], config: StackConfig) -> dict[str, Any]:
+    outputs = {}
+    for key, (is_secret, value) in sorted(values.items()):
+        outputs[key] = SECRET if is_secret else mask(value)
+    if outputs.get("ssh_user_email") == KNOWN_AFTER_DEPLOY and not config.ssh_user:
+        outputs["ssh_user"] = KNOWN_AFTER_DEPLOY  # derived from the caller's identity at deploy time
+    return outputs
+
+
+def _resource_entry(r: Registration) -> dict[str, Any]:
+    return {
+        "urn": r.urn,
+        "type": r.type,
+        "name": r.name,
+        "parent": r.parent,
+        "depends_on": r.dependencies,
+        "inputs": mask(r.inputs),
+        "options": {
+            "custom": r.custom,
+            "read_only": r.read,
+            "protect": r.protect,
+            "retain_on_delete": r.retain_on_delete,
+            "ignore_changes": r.ignore_changes,
+        },
+    }

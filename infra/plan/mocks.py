@@ -1,0 +1,128 @@
+"""Pulumi mocks for the offline plan: a monitor that records every registration as the engine
+would receive it (parent, dependencies, options), and resource mocks that fill in the values a
+cloud provider would compute."""
+
+from __future__ import annotations
+
+import secrets as random_source
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockMonitor
+
+KNOWN_AFTER_DEPLOY = "(known after deploy)"
+
+
+@dataclass
+class Registration:
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    dependencies: list[str]
+    inputs: dict[str, Any]
+    custom: bool
+    read: bool = False
+    protect: bool = False
+    retain_on_delete: bool = False
+    ignore_changes: list[str] = field(default_factory=list)
+
+
+class RecordingMonitor(MockMonitor):
+    def __init__(self, mocks: pulumi.runtime.Mocks):
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.registrations.append(
+                Registration(
+                    urn=response.urn,
+                    type=request.type,
+                    name=request.name,
+                    parent=request.parent or None,
+                    dependencies=sorted(set(request.dependencies)),
+                    inputs=rpc.deserialize_properties(request.object),
+                    custom=bool(request.custom),
+                    protect=bool(request.protect),
+                    retain_on_delete=bool(request.retainOnDelete),
+                    ignore_changes=list(request.ignoreChanges),
+                )
+            )
+        return response
+
+    def ReadResource(self, request):
+        response = super().ReadResource(request)
+        self.registrations.append(
+            Registration(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                parent=request.parent or None,
+                dependencies=sorted(set(request.dependencies)),
+                inputs=rpc.deserialize_properties(request.properties),
+                custom=True,
+                read=True,
+            )
+        )
+        return response
+
+
+class PlanMocks(pulumi.runtime.Mocks):
+    """Computed values: deterministic where GCP's are (names, emails, connection names), a marker
+    where only the deploy can tell (addresses), and fresh random values for generated secrets, so
+    that tests can prove those values never leak into the plan."""
+
+    def __init__(self, project: str, region: str):
+        self.project = project
+        self.region = region
+        self.generated_secrets: list[str] = []
+
+    def _secret_value(self, value: str) -> str:
+        self.generated_secrets.append(value)
+        return value
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        inputs = dict(args.inputs)
+        # A read of an existing resource (`.get`) names it by id only.
+        name = args.resource_id.rsplit("/", 1)[-1] if args.resource_id else inputs.get("name", args.name)
+        state = dict(inputs)
+        if args.resource_id:
+            state["name"] = name
+        project = inputs.get("project", self.project)
+        t = args.typ
+        if t == "gcp:compute/address:Address":
+            state["address"] = KNOWN_AFTER_DEPLOY
+        elif t == "gcp:sql/databaseInstance:DatabaseInstance":
+            state["connectionName"] = f"{project}:{inputs.get('region', self.region)}:{name}"
+            state["privateIpAddress"] = KNOWN_AFTER_DEPLOY
+        elif t == "gcp:serviceaccount/account:Account":
+            email = f"{inputs['accountId']}@{project}.iam.gserviceaccount.com"
+            state.update(email=email, name=f"projects/{project}/serviceAccounts/{email}")
+        elif t == "gcp:secretmanager/secret:Secret":
+            return f"projects/{project}/secrets/{inputs['secretId']}", state
+        elif t == "gcp:secretmanager/secretVersion:SecretVersion":
+            # Secret Manager numbers a new secret's versions from 1.
+            state["version"] = "1"
+        elif t == "gcp:pubsub/topic:Topic":
+            return f"projects/{project}/topics/{name}", state
+        elif t == "random:index/randomId:RandomId":
+            raw = random_source.token_bytes(int(inputs.get("byteLength", 32)))
+            state["hex"] = self._secret_value(raw.hex())
+            state["b64Url"] = self._secret_value(random_source.token_urlsafe(len(raw)))
+        elif t == "random:index/randomPassword:RandomPassword":
+            state["result"] = self._secret_value(random_source.token_urlsafe(24))
+        elif t == "tls:index/privateKey:PrivateKey":
+            state["privateKeyOpenssh"] = self._secret_value("-----BEGIN OPENSSH PRIVATE KEY-----\n" + random_source.token_hex(32))
+            state["publicKeyOpenssh"] = KNOWN_AFTER_DEPLOY
+        return f"{name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        if args.token == "gcp:organizations/getClientOpenIdUserInfo:getClientOpenIdUserInfo":
+            return {"email": KNOWN_AFTER_DEPLOY}
+        if args.token == "gcp:organizations/getProject:getProject":
+            return {"number": KNOWN_AFTER_DEPLOY, "projectId": args.args.get("projectId", self.project)}
+        return {}

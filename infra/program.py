@@ -1,0 +1,115 @@
+"""The Pulumi program: builds one component per logical piece from a validated StackConfig.
+
+The resource graph lets Cloud SQL (about ten minutes to create) and the VM come up in
+parallel: the VM needs the network and its service account, never the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from infra import naming
+from infra.components.access import AccessArgs, OperatorAccess
+from infra.components.apis import ApisArgs, ProjectApis
+from infra.components.database import Database, DatabaseArgs
+from infra.components.network import Network, NetworkArgs
+from infra.components.secrets import Secrets, SecretsArgs
+from infra.components.vm import Vm, VmArgs, VmIdentity, VmIdentityArgs
+from infra.config import StackConfig
+from infra.startup import render_startup_script
+
+
+@dataclass
+class Stack:
+    apis: ProjectApis
+    network: Network
+    identity: VmIdentity
+    secrets: Secrets
+    database: Database
+    vm: Vm
+    access: OperatorAccess
+    outputs: dict[str, pulumi.Input]
+
+
+def build(config: StackConfig, app_secret_values: dict[str, pulumi.Input[str]]) -> Stack:
+    names = naming.names_for(config)
+    after_apis = lambda apis: pulumi.ResourceOptions(depends_on=apis.services)  # noqa: E731
+    apis = ProjectApis("apis", ApisArgs(project=config.project))
+    network = Network(
+        "network",
+        NetworkArgs(
+            project=config.project,
+            region=config.region,
+            prefix=config.name,
+            ssh_ranges=config.ssh_ranges,
+            private_service_access=not config.database.adopted,
+        ),
+        opts=after_apis(apis),
+    )
+    identity = VmIdentity("identity", VmIdentityArgs(project=config.project, prefix=config.name), opts=after_apis(apis))
+    secrets = Secrets(
+        "secrets",
+        SecretsArgs(
+            project=config.project,
+            prefix=config.name,
+            accessor_email=identity.email,
+            app_secret_values=app_secret_values,
+        ),
+        opts=after_apis(apis),
+    )
+    database = Database(
+        "database",
+        DatabaseArgs(
+            project=config.project,
+            region=config.region,
+            instance_name=names.sql_instance,
+            settings=config.database,
+            network_id=network.vpc.id,
+            passwords=secrets.db_passwords,
+            depends_on=[network.psa_connection] if network.psa_connection else [],
+        ),
+        opts=after_apis(apis),
+    )
+    vm = Vm(
+        "vm",
+        VmArgs(
+            project=config.project,
+            zone=config.zone,
+            prefix=config.name,
+            settings=config.vm,
+            subnet_id=network.subnet.id,
+            nat_ip=network.address.address,
+            service_account_email=identity.email,
+            startup_script=render_startup_script(),
+        ),
+        opts=after_apis(apis),
+    )
+    access = OperatorAccess(
+        "access",
+        AccessArgs(
+            project=config.project,
+            zone=config.zone,
+            instance_name=vm.instance.name,
+            vm_service_account=identity.account.name,
+            ssh_user=config.ssh_user,
+        ),
+        opts=after_apis(apis),
+    )
+    outputs: dict[str, pulumi.Input] = {
+        "project": config.project,
+        "zone": config.zone,
+        "vm_name": vm.instance.name,
+        "external_ip": network.address.address,
+        "url": f"https://{config.domain}",
+        "sql_connection_name": database.connection_name,
+        "sql_private_ip": database.private_ip,
+        "secret_ids": secrets.secret_ids,
+        "connection_budget": config.connection_budget,
+        "ssh_user_email": access.email,
+        "ssh_user": access.ssh_user,
+        "ssh_via": config.ssh_via,
+        "ssh_private_key": access.private_key,
+    }
+    return Stack(apis, network, identity, secrets, database, vm, access, outputs)

@@ -1,0 +1,53 @@
+"""Renders the VM's startup script and the systemd unit it installs (pure)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jinja2
+
+from infra import layout
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+# Pinned Docker Engine and compose plugin (Docker's Debian 12 "bookworm" repository).
+DOCKER_VERSION = "5:28.5.2-1~debian.12~bookworm"
+COMPOSE_VERSION = "2.40.3-1~debian.12~bookworm"
+
+DAEMON_CONFIG = {
+    # Containers keep running while dockerd restarts (e.g. an unattended security upgrade).
+    "live-restore": True,
+    # Rotated local logs for anything that does not set its own driver.
+    "log-driver": "local",
+    "log-opts": {"max-size": "10m", "max-file": "5"},
+}
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def render_unit() -> str:
+    return _environment().get_template("inngest-kit.service.j2").render(
+        data_mount=layout.DATA_MOUNT,
+        current=layout.CURRENT_LINK,
+        compose_project=layout.COMPOSE_PROJECT,
+    )
+
+
+def render_startup_script() -> str:
+    return _environment().get_template("startup.sh.j2").render(
+        data_device=layout.DATA_DISK_DEVICE,
+        data_mount=layout.DATA_MOUNT,
+        docker_version=DOCKER_VERSION,
+        compose_version=COMPOSE_VERSION,
+        daemon_json=json.dumps(DAEMON_CONFIG, indent=2),
+        unit_name=layout.SYSTEMD_UNIT,
+        unit=render_unit().rstrip("\n"),
+    )
