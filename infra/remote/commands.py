@@ -1,0 +1,130 @@
+"""Pure builders of the remote commands the deploy runs on the VM: each returns an argv list.
+
+Nothing here does I/O; `infra/remote/ssh.py` runs what these return and quotes it in one place.
+Tests assert the exact lists, so a change of any flag is a visible, reviewed change.
+Values always travel as separate arguments, never spliced into shell text: where a shell is needed
+(an atomic symlink switch), the script is a constant and the values are its positional parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from infra import layout
+from infra.remote.vm import Vm
+
+COMPOSE_FILE = "docker-compose.yml"
+FETCH_SECRETS = "fetch-secrets.sh"
+MANIFEST_FILE = ".manifest.json"  # written last into a release directory: its presence marks the release complete
+
+# `ln -sfn` then `mv -T` over the link: rename(2) is atomic, so readers see the old or the new
+# target, never a missing link.
+SWITCH_LINK_SCRIPT = 'ln -sfn -- "$1" "$2.next" && mv -T -- "$2.next" "$2"'
+
+
+@dataclass(frozen=True)
+class VmEndpoints:
+    """Loopback URLs on the VM that the deploy probes with curl after `compose up`."""
+
+    # Inngest publishes 8288 on 127.0.0.1 only; `/health` answers 200 once the server is up.
+    inngest_health: str = f"http://127.0.0.1:{layout.INNGEST_PORT}/health"
+    # Caddy's loopback-only listener proxies this to the app's serve endpoint; a PUT makes the
+    # app register its functions with Inngest, which `inngest start` does not re-poll (inngest/inngest#3791).
+    app_sync: str = "http://127.0.0.1:8290/api/inngest"
+
+
+def compose(vm: Vm, *args: str) -> list[str]:
+    """`docker compose` on the live release, addressed through the `current` link.
+
+    The project directory is the link itself, not the release it points to, so relative paths in
+    the compose file resolve to the same strings in every release and compose recreates only the
+    services whose own configuration changed.
+    """
+    current = vm.paths.current
+    return [*vm.tools.docker, "compose", "-p", vm.compose_project, "-f", f"{current}/{COMPOSE_FILE}", "--project-directory", current, *args]
+
+
+def compose_up(vm: Vm) -> list[str]:
+    return compose(vm, "up", "-d", "--remove-orphans")
+
+
+def compose_recreate(vm: Vm, services: Iterable[str]) -> list[str]:
+    """Recreate services whose change compose cannot see (a bind-mounted file such as the Caddyfile).
+
+    Recreating, rather than `restart`, makes the container mount the file again through the new
+    `current` link whatever the engine resolved when it first created the container.
+    """
+    return compose(vm, "up", "-d", "--no-deps", "--force-recreate", *_services(services))
+
+
+def compose_restart(vm: Vm, services: Iterable[str]) -> list[str]:
+    return compose(vm, "restart", *_services(services))
+
+
+def compose_ps(vm: Vm) -> list[str]:
+    # --all: a container that exited must show up as exited, not vanish from the health picture.
+    return compose(vm, "ps", "--all", "--format", "json")
+
+
+def compose_down(vm: Vm) -> list[str]:
+    # No --volumes: named volumes hold state the next `up` needs.
+    return compose(vm, "down", "--remove-orphans")
+
+
+def compose_logs(vm: Vm, services: Iterable[str] = (), *, tail: int = 100) -> list[str]:
+    return compose(vm, "logs", "--no-color", "--tail", str(tail), *services)
+
+
+def read_manifest(vm: Vm, release_dir: str) -> list[str]:
+    """Print a release's manifest; fails (non-zero) when the release is missing or incomplete."""
+    return ["cat", "--", f"{release_dir}/{MANIFEST_FILE}"]
+
+
+def remove_tree(vm: Vm, path: str) -> list[str]:
+    return [*vm.tools.sudo, "rm", "-rf", "--", path]
+
+
+def make_release_dirs(vm: Vm, release_id: str, subdirs: Iterable[str], owner: str) -> list[str]:
+    """Create a release directory (and the sub-directories its files need) owned by the SSH user,
+    who uploads into it over SFTP, which cannot use sudo."""
+    release = vm.paths.release(release_id)
+    return [*vm.tools.sudo, "install", "-d", "-o", owner, "--", release, *(f"{release}/{sub}" for sub in subdirs)]
+
+
+def copy_release(vm: Vm, source_dir: str, release_id: str) -> list[str]:
+    """Copy a release's files into a new one, so that only the changed files need uploading.
+
+    A copy, not hard links: an edit made in place on the VM to one release cannot leak into another.
+    """
+    return [*vm.tools.sudo, "cp", "-a", "--", f"{source_dir}/.", f"{vm.paths.release(release_id)}/"]
+
+
+def remove_files(vm: Vm, release_id: str, paths: Iterable[str]) -> list[str]:
+    release = vm.paths.release(release_id)
+    return [*vm.tools.sudo, "rm", "-f", "--", *(f"{release}/{path}" for path in paths)]
+
+
+def switch_link(vm: Vm, target: str, link: str) -> list[str]:
+    return [*vm.tools.sudo, "sh", "-c", SWITCH_LINK_SCRIPT, "switch-link", target, link]
+
+
+def fetch_secrets(vm: Vm) -> list[str]:
+    """Run the live release's fetch-secrets.sh as root: it writes secret values into the tmpfs."""
+    return [*vm.tools.sudo, f"{vm.paths.current}/{FETCH_SECRETS}"]
+
+
+def probe(vm: Vm, url: str, *, max_seconds: int = 5) -> list[str]:
+    return [*vm.tools.curl, "--fail", "--silent", "--show-error", "--max-time", str(max_seconds), "--output", "/dev/null", url]
+
+
+def sync_app(vm: Vm, url: str, *, max_seconds: int = 30) -> list[str]:
+    return [*vm.tools.curl, "--fail", "--silent", "--show-error", "--max-time", str(max_seconds), "--request", "PUT", "--output", "/dev/null", url]
+
+
+def _services(services: Iterable[str]) -> list[str]:
+    names = list(services)
+    if not names:
+        # With no names compose acts on every service: never what a targeted restart means.
+        raise ValueError("name at least one service")
+    return names

@@ -1,0 +1,58 @@
+"""The deploy's remote commands, asserted as exact argv lists (no SSH needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.remote import commands
+from infra.remote.vm import Vm, VmPaths, VmTools
+
+VM = Vm()  # production defaults: sudo, /srv/kit, project "kit"
+COMPOSE = ["sudo", "-n", "docker", "compose", "-p", "kit", "-f", "/srv/kit/current/docker-compose.yml", "--project-directory", "/srv/kit/current"]
+
+
+def test_compose_up_addresses_the_current_link_so_paths_stay_the_same_across_releases():
+    assert commands.compose_up(VM) == [*COMPOSE, "up", "-d", "--remove-orphans"]
+
+
+def test_recreate_names_only_the_given_services():
+    assert commands.compose_recreate(VM, ["caddy"]) == [*COMPOSE, "up", "-d", "--no-deps", "--force-recreate", "caddy"]
+    assert commands.compose_restart(VM, ("app", "inngest")) == [*COMPOSE, "restart", "app", "inngest"]
+
+
+def test_targeted_commands_refuse_an_empty_service_list_which_compose_reads_as_all():
+    with pytest.raises(ValueError, match="at least one service"):
+        commands.compose_recreate(VM, [])
+
+
+def test_ps_down_logs():
+    assert commands.compose_ps(VM) == [*COMPOSE, "ps", "--all", "--format", "json"]
+    assert commands.compose_down(VM) == [*COMPOSE, "down", "--remove-orphans"]
+    assert commands.compose_logs(VM, ["app"], tail=20) == [*COMPOSE, "logs", "--no-color", "--tail", "20", "app"]
+
+
+def test_release_directory_commands():
+    release = "/srv/kit/releases/abc123"
+    assert commands.read_manifest(VM, release) == ["cat", "--", f"{release}/.manifest.json"]
+    assert commands.remove_tree(VM, release) == ["sudo", "-n", "rm", "-rf", "--", release]
+    assert commands.make_release_dirs(VM, "abc123", ["caddy"], "deployer") == ["sudo", "-n", "install", "-d", "-o", "deployer", "--", release, f"{release}/caddy"]
+    assert commands.copy_release(VM, "/srv/kit/current", "abc123") == ["sudo", "-n", "cp", "-a", "--", "/srv/kit/current/.", f"{release}/"]
+    assert commands.remove_files(VM, "abc123", [".manifest.json", "old.env"]) == ["sudo", "-n", "rm", "-f", "--", f"{release}/.manifest.json", f"{release}/old.env"]
+
+
+def test_switch_is_a_rename_over_the_link_with_values_as_parameters_not_shell_text():
+    argv = commands.switch_link(VM, "/srv/kit/releases/abc123", "/srv/kit/current")
+    assert argv == ["sudo", "-n", "sh", "-c", 'ln -sfn -- "$1" "$2.next" && mv -T -- "$2.next" "$2"', "switch-link", "/srv/kit/releases/abc123", "/srv/kit/current"]
+
+
+def test_secrets_probe_and_sync():
+    endpoints = commands.VmEndpoints()
+    assert commands.fetch_secrets(VM) == ["sudo", "-n", "/srv/kit/current/fetch-secrets.sh"]
+    assert commands.probe(VM, endpoints.inngest_health) == ["curl", "--fail", "--silent", "--show-error", "--max-time", "5", "--output", "/dev/null", "http://127.0.0.1:8288/health"]
+    assert commands.sync_app(VM, endpoints.app_sync) == ["curl", "--fail", "--silent", "--show-error", "--max-time", "30", "--request", "PUT", "--output", "/dev/null", "http://127.0.0.1:8290/api/inngest"]
+
+
+def test_tools_and_paths_are_taken_from_the_vm_value():
+    vm = Vm(tools=VmTools(sudo=(), docker=("/opt/stand-in/docker",), curl=("/usr/bin/curl",)), paths=VmPaths(root="/tmp/vm"), compose_project="kit2")
+    assert commands.compose_up(vm) == ["/opt/stand-in/docker", "compose", "-p", "kit2", "-f", "/tmp/vm/srv/kit/current/docker-compose.yml", "--project-directory", "/tmp/vm/srv/kit/current", "up", "-d", "--remove-orphans"]
+    assert commands.remove_tree(vm, "/tmp/vm/x") == ["rm", "-rf", "--", "/tmp/vm/x"]
