@@ -24,6 +24,7 @@ def register(subparsers) -> None:
         "build/<stack>/ and estimates the monthly bill.",
     )
     parser.add_argument("--stack", default="example", help="the stack whose Pulumi.<stack>.yaml to read (default: example)")
+    parser.add_argument("--config-file", type=Path, default=None, help="read this stack file instead of Pulumi.<stack>.yaml")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
     parser.add_argument("--out", type=Path, default=None, help="where to write the rendered files (default: build/<stack>/)")
     parser.set_defaults(func=run)
@@ -31,7 +32,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        result = evaluate(args.stack)
+        result = evaluate(args.stack, config_file=args.config_file)
     except PlanInputError as error:
         print(f"Stack '{args.stack}' cannot be planned:", file=sys.stderr)
         for problem in error.problems:

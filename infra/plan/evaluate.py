@@ -98,9 +98,10 @@ def mask(value: Any) -> Any:
     return str(value)
 
 
-def evaluate(stack: str, *, root: Path = PROJECT_ROOT, raw: dict[str, Any] | None = None) -> PlanResult:
-    """Runs the program under mocks. `raw` overrides the stack file (tests)."""
-    raw = read_stack_config(stack_file(stack, root)) if raw is None else raw
+def evaluate(stack: str, *, config_file: Path | None = None, raw: dict[str, Any] | None = None) -> PlanResult:
+    """Runs the program under mocks, on `raw` config if given, else on the stack's file."""
+    if raw is None:
+        raw = read_stack_config(config_file or stack_file(stack))
     masked, secret_keys = _mask_config(raw)
     try:
         config = parse_config(masked)
