@@ -1,0 +1,27 @@
+"""`make bench`: runs every benchmark in turn and prints its figures."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHMARKS = ("bench_plan.py", "bench_deploy.py")
+
+
+def main() -> int:
+    sys.path.insert(0, str(HERE.parents[1]))
+    for name in BENCHMARKS:
+        path = HERE / name
+        if not path.exists():
+            print(f"{name}: not present, skipped")
+            continue
+        print(f"== {name}")
+        runpy.run_path(str(path), run_name="__main__")
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
