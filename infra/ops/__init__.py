@@ -1,0 +1,1 @@
+"""Operator commands: `status`, `logs`, `ssh`, `audit` (pure builders and parsers, thin runners)."""
