@@ -33,7 +33,9 @@ def test_json_document_has_the_documented_shape(capsys, tmp_path):
     for resource in document["resources"]:
         assert {"type", "name", "parent", "depends_on", "inputs"} <= set(resource)
         assert isinstance(resource["depends_on"], list)
-    assert "startup.sh" in document["files"]
+    assert {"startup.sh", "docker-compose.yml", "Caddyfile", "fetch-secrets.sh"} <= set(document["files"])
+    # Offline, the database address is not known; the files say so rather than invent one.
+    assert "(known after deploy):5432" in document["files"]["start-inngest.sh"]
     assert (tmp_path / "startup.sh").read_text() == document["files"]["startup.sh"]
     assert document["cost"]["total_usd_month"] > 0
     assert all("usd_month" in item and "price_source" in item for item in document["cost"]["items"])
