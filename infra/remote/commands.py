@@ -85,19 +85,38 @@ def remove_tree(vm: Vm, path: str) -> list[str]:
     return [*vm.tools.sudo, "rm", "-rf", "--", path]
 
 
-def make_release_dirs(vm: Vm, release_id: str, subdirs: Iterable[str], owner: str) -> list[str]:
-    """Create a release directory (and the sub-directories its files need) owned by the SSH user,
-    who uploads into it over SFTP, which cannot use sudo."""
-    release = vm.paths.release(release_id)
-    return [*vm.tools.sudo, "install", "-d", "-o", owner, "--", release, *(f"{release}/{sub}" for sub in subdirs)]
+# One round trip to make a release directory ready for uploads (each round trip costs a lot through
+# IAP). A directory whose manifest already has the expected hash is complete and left alone;
+# anything else there is the debris of an interrupted run and is rebuilt. The directory belongs to
+# the SSH user, who uploads over SFTP, which cannot use sudo. Unchanged files are copied, not hard
+# linked, so an edit made in place to one release cannot leak into another.
+PREPARE_RELEASE_SCRIPT = """\
+release=$1 owner=$2 manifest_sha256=$3 source=$4
+shift 4
+if [ -f "$release/.manifest.json" ] && [ "$(sha256sum < "$release/.manifest.json")" = "$manifest_sha256  -" ]; then
+  echo complete
+  exit 0
+fi
+rm -rf -- "$release"
+install -d -o "$owner" -- "$release"
+if [ -n "$source" ]; then
+  cp -a -- "$source/." "$release/"
+  rm -f -- "$release/.manifest.json"
+fi
+for dir in "$@"; do
+  install -d -o "$owner" -- "$release/$dir"
+done
+echo prepared
+"""
 
 
-def copy_release(vm: Vm, source_dir: str, release_id: str) -> list[str]:
-    """Copy a release's files into a new one, so that only the changed files need uploading.
+def prepare_release(vm: Vm, release_id: str, *, owner: str, manifest_sha256: str, copy_from: str | None, subdirs: Iterable[str]) -> list[str]:
+    """Make `releases/<id>` ready: prints `complete` (nothing to upload) or `prepared` (upload into it).
 
-    A copy, not hard links: an edit made in place on the VM to one release cannot leak into another.
+    `copy_from` is the live release to copy unchanged files from (None on a first deploy);
+    `subdirs` are the directories the uploads need.
     """
-    return [*vm.tools.sudo, "cp", "-a", "--", f"{source_dir}/.", f"{vm.paths.release(release_id)}/"]
+    return [*vm.tools.sudo, "sh", "-c", PREPARE_RELEASE_SCRIPT, "prepare-release", vm.paths.release(release_id), owner, manifest_sha256, copy_from or "", *subdirs]
 
 
 def remove_files(vm: Vm, release_id: str, paths: Iterable[str]) -> list[str]:

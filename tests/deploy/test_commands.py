@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import getpass
+import hashlib
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from infra.remote import commands
@@ -35,8 +40,10 @@ def test_release_directory_commands():
     release = "/srv/kit/releases/abc123"
     assert commands.read_manifest(VM, release) == ["cat", "--", f"{release}/.manifest.json"]
     assert commands.remove_tree(VM, release) == ["sudo", "-n", "rm", "-rf", "--", release]
-    assert commands.make_release_dirs(VM, "abc123", ["caddy"], "deployer") == ["sudo", "-n", "install", "-d", "-o", "deployer", "--", release, f"{release}/caddy"]
-    assert commands.copy_release(VM, "/srv/kit/current", "abc123") == ["sudo", "-n", "cp", "-a", "--", "/srv/kit/current/.", f"{release}/"]
+    assert commands.prepare_release(VM, "abc123", owner="deployer", manifest_sha256="f" * 64, copy_from="/srv/kit/current", subdirs=["caddy"]) == [
+        "sudo", "-n", "sh", "-c", commands.PREPARE_RELEASE_SCRIPT, "prepare-release", release, "deployer", "f" * 64, "/srv/kit/current", "caddy",
+    ]
+    assert commands.prepare_release(VM, "abc123", owner="deployer", manifest_sha256="f" * 64, copy_from=None, subdirs=[])[-3:] == ["deployer", "f" * 64, ""]
     assert commands.remove_files(VM, "abc123", [".manifest.json", "old.env"]) == ["sudo", "-n", "rm", "-f", "--", f"{release}/.manifest.json", f"{release}/old.env"]
 
 
@@ -56,3 +63,32 @@ def test_tools_and_paths_are_taken_from_the_vm_value():
     vm = Vm(tools=VmTools(sudo=(), docker=("/opt/stand-in/docker",), curl=("/usr/bin/curl",)), paths=VmPaths(root="/tmp/vm"), compose_project="kit2")
     assert commands.compose_up(vm) == ["/opt/stand-in/docker", "compose", "-p", "kit2", "-f", "/tmp/vm/srv/kit/current/docker-compose.yml", "--project-directory", "/tmp/vm/srv/kit/current", "up", "-d", "--remove-orphans"]
     assert commands.remove_tree(vm, "/tmp/vm/x") == ["rm", "-rf", "--", "/tmp/vm/x"]
+
+
+def run_prepare(tmp_path, release_id, manifest_sha256, copy_from, *subdirs):
+    vm = Vm(tools=VmTools(sudo=()), paths=VmPaths(root=str(tmp_path)))
+    argv = commands.prepare_release(vm, release_id, owner=getpass.getuser(), manifest_sha256=manifest_sha256, copy_from=copy_from, subdirs=subdirs)
+    completed = subprocess.run(argv, capture_output=True, text=True, check=False)
+    return completed.returncode, completed.stdout.strip(), vm.paths.release(release_id)
+
+
+def test_prepare_release_script_copies_the_live_release_and_rebuilds_debris(tmp_path):
+    live = tmp_path / "live"
+    (live / "caddy").mkdir(parents=True)
+    (live / "caddy" / "Caddyfile").write_text(":80\n")
+    (live / ".manifest.json").write_text("{}")
+    status, said, release = run_prepare(tmp_path, "r1", "0" * 64, str(live), "conf/extra")
+    assert (status, said) == (0, "prepared")
+    assert sorted(str(p.relative_to(release)) for p in Path(release).rglob("*")) == ["caddy", "caddy/Caddyfile", "conf", "conf/extra"]
+    (Path(release) / "stray").write_text("debris of an interrupted run")
+    run_prepare(tmp_path, "r1", "0" * 64, None)
+    assert list(Path(release).iterdir()) == []
+
+
+def test_prepare_release_script_leaves_a_complete_release_alone(tmp_path):
+    status, said, release = run_prepare(tmp_path, "r2", "0" * 64, None)
+    manifest = b'{"release": "r2"}\n'
+    (Path(release) / ".manifest.json").write_bytes(manifest)
+    (Path(release) / "app.env").write_text("A=1\n")
+    status, said, _ = run_prepare(tmp_path, "r2", hashlib.sha256(manifest).hexdigest(), None)
+    assert (status, said) == (0, "complete") and (Path(release) / "app.env").exists()

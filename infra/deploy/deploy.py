@@ -1,0 +1,255 @@
+"""Apply a release to the VM over one SSH session, and put the previous one back if it fails.
+
+The steps are the builders in `infra/remote/commands.py`, run in order:
+read the live manifest -> build the new release dir (copy the unchanged files, upload the changed
+ones, manifest last) -> switch `current` -> fetch secrets -> `compose up` -> recreate what compose
+cannot see -> wait for health -> sync the app with Inngest -> point `previous` at the old release.
+Any failure after the switch switches back and brings the old release up again.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from infra.deploy import health
+from infra.deploy.release import ReleasePlan, RestartedBy, manifest_document, parse_manifest, plan_release, sha256_hex
+from infra.remote import commands
+from infra.remote.commands import MANIFEST_FILE, VmEndpoints
+from infra.remote.ssh import RemoteCommandError
+from infra.remote.vm import Vm
+
+
+class RemoteSession(Protocol):
+    """What the deploy needs of `infra.remote.ssh.Session`."""
+
+    def run(self, argv: Sequence[str], *, check: bool = True, stdin: bytes | None = None, timeout: float | None = None): ...
+
+    def upload(self, path: str, content: bytes, mode: int = 0o644) -> None: ...
+
+
+SessionFactory = Callable[[], AbstractContextManager[RemoteSession]]
+
+
+@dataclass(frozen=True)
+class DeploySettings:
+    """How long the deploy waits, and where it probes. Tests shrink the waits."""
+
+    health_timeout: float = 300.0  # seconds for every service to be running and healthy, then for Inngest's /health
+    poll_interval: float = 2.0
+    sync_attempts: int = 5  # the app may need a moment after turning healthy before it can register
+    sync_interval: float = 3.0
+    command_timeout: float = 900.0  # bounds each remote command; `compose up` may pull images
+    endpoints: VmEndpoints = field(default_factory=VmEndpoints)
+
+
+@dataclass(frozen=True)
+class DeployState:
+    """What the Pulumi state remembers of the last successful deploy."""
+
+    release_id: str
+    manifest: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    release_id: str
+    manifest: dict[str, str]
+    previous_release_id: str | None  # what was live on the VM before this deploy
+    uploaded: tuple[str, ...]  # files sent over the connection (the manifest not counted)
+    recreated: tuple[str, ...]  # services recreated explicitly, beyond what `compose up` decided
+    drift: bool  # the VM's live release was not the one the Pulumi state remembered
+
+
+class DeployStepError(Exception):
+    """A step on the VM did not reach its goal (health, sync) within its bounds."""
+
+
+class DeployError(Exception):
+    """The deploy failed; says what failed, on the VM's own words, and what was done about it."""
+
+    def __init__(self, message: str, *, release_id: str, rolled_back_to: str | None):
+        self.release_id = release_id
+        self.rolled_back_to = rolled_back_to
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class _Context:
+    vm: Vm
+    settings: DeploySettings
+    expected_services: tuple[str, ...]
+    clock: Callable[[], float]
+    sleep: Callable[[float], None]
+
+
+def deploy(
+    session_factory: SessionFactory,
+    files: Mapping[str, str],
+    previous_state: DeployState | None,
+    vm: Vm,
+    *,
+    owner: str,
+    restarted_by: RestartedBy,
+    executable_files: frozenset[str] = frozenset(),
+    settings: DeploySettings = DeploySettings(),
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> DeployResult:
+    """Deploy `files` (relative path -> content) as a release, over one connection from `session_factory`.
+
+    `owner` is the SSH user: release directories belong to it because SFTP uploads cannot use sudo.
+    The VM's own `current` manifest, not `previous_state`, decides what changed: the VM is the
+    truth, and a mismatch is reported as drift.
+    """
+    context = _Context(vm, settings, health.compose_services(files.get(commands.COMPOSE_FILE, "")), clock, sleep)
+    with session_factory() as session:
+        live_manifest = _read_manifest(session, vm, vm.paths.current)
+        plan = plan_release(files, live_manifest, restarted_by)
+        drift = previous_state is not None and previous_state.release_id != plan.previous_release_id
+        if plan.is_unchanged:
+            # The VM already holds this release (a rerun after a failure, or a state that lost track):
+            # converge by bringing it up; recreate every service with files compose cannot see, since
+            # whether an interrupted run recreated them is unknown.
+            recreate = tuple(sorted({service for path in files for service in restarted_by(path)}))
+            _bring_up(session, context, recreate)
+            return DeployResult(plan.release_id, plan.manifest, plan.previous_release_id, (), recreate, drift)
+        uploaded = _build_release(session, vm, plan, files, owner, executable_files)
+        session.run(commands.switch_link(vm, vm.paths.release(plan.release_id), vm.paths.current), timeout=settings.command_timeout)
+        try:
+            _bring_up(session, context, plan.recreate)
+        except Exception as error:
+            raise _rolled_back(session_factory, session, context, plan, error) from error
+        if plan.previous_release_id is not None:
+            session.run(commands.switch_link(vm, vm.paths.release(plan.previous_release_id), vm.paths.previous), timeout=settings.command_timeout)
+    return DeployResult(plan.release_id, plan.manifest, plan.previous_release_id, uploaded, plan.recreate, drift)
+
+
+def stop_stack(session_factory: SessionFactory, vm: Vm, *, settings: DeploySettings = DeploySettings()) -> bool:
+    """`compose down` on the live release, keeping every release and all data; False when none is live."""
+    with session_factory() as session:
+        if _read_manifest(session, vm, vm.paths.current) is None:
+            return False
+        session.run(commands.compose_down(vm), timeout=settings.command_timeout)
+    return True
+
+
+def _read_manifest(session: RemoteSession, vm: Vm, release_dir: str) -> dict[str, str] | None:
+    result = session.run(commands.read_manifest(vm, release_dir), check=False)
+    if result.exit_status != 0:
+        return None
+    return parse_manifest(result.stdout)
+
+
+def _build_release(session: RemoteSession, vm: Vm, plan: ReleasePlan, files: Mapping[str, str], owner: str, executable_files: frozenset[str]) -> tuple[str, ...]:
+    """Make the release directory complete; returns the files uploaded."""
+    release_dir = vm.paths.release(plan.release_id)
+    manifest = manifest_document(plan)
+    prepared = session.run(
+        commands.prepare_release(vm, plan.release_id, owner=owner, manifest_sha256=sha256_hex(manifest), copy_from=None if plan.is_first else vm.paths.current, subdirs=plan.subdirs)
+    )
+    if prepared.stdout.strip() == "complete":
+        return ()  # built by an earlier run, or an older release being returned to
+    to_upload = tuple(plan.manifest) if plan.is_first else plan.changed
+    if plan.removed and not plan.is_first:
+        session.run(commands.remove_files(vm, plan.release_id, plan.removed))
+    for path in to_upload:
+        mode = 0o755 if path in executable_files else 0o644
+        session.upload(f"{release_dir}/{path}", files[path].encode(), mode)
+    # Last: a release without its manifest is never switched to.
+    session.upload(f"{release_dir}/{MANIFEST_FILE}", manifest)
+    return to_upload
+
+
+def _bring_up(session: RemoteSession, context: _Context, recreate: tuple[str, ...]) -> None:
+    vm, settings = context.vm, context.settings
+    session.run(commands.fetch_secrets(vm), timeout=settings.command_timeout)
+    session.run(commands.compose_up(vm), timeout=settings.command_timeout)
+    if recreate:
+        session.run(commands.compose_recreate(vm, recreate), timeout=settings.command_timeout)
+    _wait_for_services(session, context)
+    _wait_for_probe(session, context, settings.endpoints.inngest_health)
+    _sync_app(session, context)
+
+
+def _polls(context: _Context, interval: float) -> int:
+    # An upper bound on iterations as well as the deadline, so a stuck clock cannot loop forever.
+    return max(1, math.ceil(context.settings.health_timeout / max(interval, 0.001)) + 1)
+
+
+def _wait_for_services(session: RemoteSession, context: _Context) -> None:
+    settings = context.settings
+    deadline = context.clock() + settings.health_timeout
+    problems: tuple[str, ...] = ()
+    for _ in range(_polls(context, settings.poll_interval)):
+        result = session.run(commands.compose_ps(context.vm), timeout=settings.command_timeout)
+        problems = health.not_ready(context.expected_services, health.parse_ps(result.stdout))
+        if not problems or context.clock() >= deadline:
+            break
+        context.sleep(settings.poll_interval)
+    if problems:
+        raise DeployStepError(f"services not healthy after {settings.health_timeout:g} s: {'; '.join(problems)}")
+
+
+def _wait_for_probe(session: RemoteSession, context: _Context, url: str) -> None:
+    settings = context.settings
+    deadline = context.clock() + settings.health_timeout
+    result = None
+    for _ in range(_polls(context, settings.poll_interval)):
+        result = session.run(commands.probe(context.vm, url), check=False, timeout=settings.command_timeout)
+        if result.exit_status == 0 or context.clock() >= deadline:
+            break
+        context.sleep(settings.poll_interval)
+    if result is not None and result.exit_status != 0:
+        raise DeployStepError(f"{url} did not answer with success within {settings.health_timeout:g} s: {result.stderr.strip() or f'curl exit status {result.exit_status}'}")
+
+
+def _sync_app(session: RemoteSession, context: _Context) -> None:
+    settings = context.settings
+    url = settings.endpoints.app_sync
+    result = None
+    for attempt in range(max(1, settings.sync_attempts)):
+        if attempt:
+            context.sleep(settings.sync_interval)
+        result = session.run(commands.sync_app(context.vm, url), check=False, timeout=settings.command_timeout)
+        if result.exit_status == 0:
+            return
+    raise DeployStepError(f"app sync (PUT {url}) failed {settings.sync_attempts} time(s): {result.stderr.strip() if result else ''}")
+
+
+def _roll_back(session: RemoteSession, context: _Context, plan: ReleasePlan) -> None:
+    vm, settings = context.vm, context.settings
+    session.run(commands.switch_link(vm, vm.paths.release(plan.previous_release_id), vm.paths.current), timeout=settings.command_timeout)
+    session.run(commands.fetch_secrets(vm), timeout=settings.command_timeout)
+    session.run(commands.compose_up(vm), timeout=settings.command_timeout)
+    if plan.recreate:
+        # The files compose cannot see changed back as well.
+        session.run(commands.compose_recreate(vm, plan.recreate), timeout=settings.command_timeout)
+
+
+def _rolled_back(session_factory: SessionFactory, session: RemoteSession, context: _Context, plan: ReleasePlan, error: Exception) -> DeployError:
+    """Switch back to the previous release; returns the error to raise, saying what happened."""
+    failed = f"deploy of release {plan.release_id} failed: {error}"
+    if plan.previous_release_id is None:
+        return DeployError(f"{failed}\nThis was the first release, so there is nothing to roll back to; it stays current for inspection. Fix the cause and run `pulumi up` again.", release_id=plan.release_id, rolled_back_to=None)
+    try:
+        try:
+            _roll_back(session, context, plan)
+        except (RemoteCommandError, DeployStepError):
+            raise
+        except Exception:
+            # The connection itself broke: one fresh connection for the rollback.
+            with session_factory() as fresh:
+                _roll_back(fresh, context, plan)
+    except Exception as rollback_error:
+        return DeployError(
+            f"{failed}\nRolling back to release {plan.previous_release_id} failed too: {rollback_error}\n"
+            "`current` may still point at the failed release; run `pulumi up` again once the VM is reachable.",
+            release_id=plan.release_id,
+            rolled_back_to=None,
+        )
+    return DeployError(f"{failed}\nRolled back: release {plan.previous_release_id} is current again and was brought up.", release_id=plan.release_id, rolled_back_to=plan.previous_release_id)
