@@ -1,0 +1,246 @@
+"""The scripts the containers run, executed for real by /bin/sh on the files fetch-secrets.sh wrote:
+the inngest entry point (against a recording stand-in for the `inngest` binary), the app's secrets
+wrapper, the app's health check (with each HTTP client it may find), shellcheck on every script,
+and the real redis-server with the rendered persistence flags."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infra.render import APP_HEALTHCHECK, EXECUTABLE_FILES, render_stack
+from tests.render.conftest import SQL_IP, config_with, inputs_for
+from tests.render.stand_in_app import StandInApp
+from tests.render.stand_ins import Recorder
+from tests.render.test_fetch_secrets import (
+    APP_DB_PASSWORD,
+    EVENT_NEW,
+    EVENT_OLD,
+    INNGEST_DB_PASSWORD,
+    SIGNING_NEW,
+    SIGNING_OLD,
+    STRIPE,
+    Vm,
+)
+
+# `inngest start` flags at v1.43.0 (inngest/inngest cmd/start/cmd.go), as listed in the team's
+# DESIGN.md ("Inngest facts"); the short aliases -p and -u included.
+INNGEST_START_FLAGS = frozenset(
+    {
+        "--config", "--host", "--port", "-p", "--sdk-url", "-u", "--signing-key", "--event-key", "--sqlite-dir",
+        "--redis-uri", "--postgres-uri", "--postgres-max-idle-conns", "--postgres-max-open-conns",
+        "--postgres-conn-max-idle-time", "--postgres-conn-max-lifetime", "--poll-interval", "--retry-interval",
+        "--queue-workers", "--tick", "--connect-gateway-port", "--connect-gateway-grpc-port",
+        "--connect-executor-grpc-port", "--connect-gateway-grpc-ip", "--connect-executor-grpc-ip", "--no-ui",
+    }
+)  # fmt: skip
+DESIGN = Path(__file__).resolve().parents[3] / "shared" / "DESIGN.md"
+
+
+@pytest.fixture
+def vm(tmp_path, release_dir) -> Vm:
+    machine = Vm(tmp_path, release_dir)
+    machine.choose("INNGEST_SIGNING_KEY_FALLBACK=previous\nINNGEST_EVENT_KEYS=current,previous\n")
+    result = machine.run()
+    assert result.returncode == 0, result.stderr
+    return machine
+
+
+def run_script(path: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(["/bin/sh", str(path), *args], env=env, capture_output=True, text=True, timeout=30)
+
+
+def test_inngest_starts_with_the_keys_as_flags_read_from_its_files(vm, release_dir, tmp_path):
+    inngest = Recorder.install(tmp_path / "image-bin", "inngest")
+    env = {"PATH": f"{inngest.path.parent}:/usr/bin:/bin", "KIT_SECRETS_DIR": str(vm.secrets / "inngest")}
+    result = run_script(release_dir / "start-inngest.sh", env=env)
+    assert result.returncode == 0, result.stderr
+    [call] = inngest.calls()
+    assert call["argv"] == [
+        "start",
+        "--port", "8288",
+        "--signing-key", SIGNING_NEW,
+        "--event-key", EVENT_NEW,
+        "--event-key", EVENT_OLD,
+        "--sdk-url", "http://app:3000/api/inngest",
+        "--redis-uri", "redis://redis:6379",
+        "--postgres-uri", f"postgres://inngest:{INNGEST_DB_PASSWORD}@{SQL_IP}:5432/inngest?sslmode=require",
+        "--postgres-max-open-conns", "10",
+        "--postgres-max-idle-conns", "2",
+    ]  # fmt: skip
+    assert not any(SIGNING_NEW in value or EVENT_NEW in value for value in call["env"].values())
+
+
+def test_inngest_start_uses_only_real_flags(vm, release_dir, tmp_path):
+    inngest = Recorder.install(tmp_path / "image-bin", "inngest")
+    env = {"PATH": f"{inngest.path.parent}:/usr/bin:/bin", "KIT_SECRETS_DIR": str(vm.secrets / "inngest")}
+    assert run_script(release_dir / "start-inngest.sh", env=env).returncode == 0
+    argv = inngest.calls()[0]["argv"]
+    used = {arg for arg in argv[1:] if arg.startswith("-")}
+    assert used and used <= INNGEST_START_FLAGS, used - INNGEST_START_FLAGS
+
+
+@pytest.mark.skipif(not DESIGN.exists(), reason="the team's DESIGN.md is not beside the repository (../shared/DESIGN.md)")
+def test_the_flag_list_matches_design_md():
+    facts = DESIGN.read_text()
+    section = facts[facts.index("`inngest start` flags") : facts.index("- Keys on the command line")]
+    listed = set(re.findall(r"`(--[a-z-]+)", section)) | set(re.findall(r"/(-[a-z])`", section))
+    assert listed == INNGEST_START_FLAGS
+
+
+def test_inngest_refuses_to_start_without_its_files(tmp_path, release_dir):
+    inngest = Recorder.install(tmp_path / "image-bin", "inngest")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_script(release_dir / "start-inngest.sh", env={"PATH": f"{inngest.path.parent}:/usr/bin:/bin", "KIT_SECRETS_DIR": str(empty)})
+    assert result.returncode == 1
+    assert "missing" in result.stderr and "fetch-secrets.sh inngest" in result.stderr
+    assert inngest.calls() == []
+
+
+def test_app_wrapper_exports_its_secrets_and_the_database_url_then_runs_the_command(vm, release_dir, tmp_path):
+    server = Recorder.install(tmp_path / "image-bin", "server")
+    env = {"PATH": f"{server.path.parent}:/usr/bin:/bin", "KIT_SECRETS_DIR": str(vm.secrets / "app"), "NODE_ENV": "production"}
+    result = run_script(release_dir / "with-secrets.sh", "server", "--listen", "0.0.0.0", env=env)
+    assert result.returncode == 0, result.stderr
+    [call] = server.calls()
+    assert call["argv"] == ["--listen", "0.0.0.0"]
+    seen = call["env"]
+    assert seen["INNGEST_SIGNING_KEY"] == SIGNING_NEW
+    assert seen["INNGEST_SIGNING_KEY_FALLBACK"] == SIGNING_OLD
+    assert seen["INNGEST_EVENT_KEY"] == EVENT_NEW
+    assert seen["STRIPE_API_KEY"] == STRIPE
+    assert seen["DATABASE_URL"] == f"postgres://app:{APP_DB_PASSWORD}@{SQL_IP}:5432/app?sslmode=require"
+    assert seen["NODE_ENV"] == "production"
+    assert not {"db-password", "db_password", "value", "path"} & set(seen)
+
+
+def test_app_wrapper_names_the_missing_files(tmp_path, release_dir):
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "INNGEST_SIGNING_KEY").write_text(SIGNING_NEW)
+    result = run_script(release_dir / "with-secrets.sh", "true", env={"PATH": "/usr/bin:/bin", "KIT_SECRETS_DIR": str(partial)})
+    assert result.returncode == 1
+    assert "missing in" in result.stderr and " INNGEST_EVENT_KEY db-password STRIPE_API_KEY." in result.stderr
+    assert SIGNING_NEW not in result.stderr
+
+
+def healthcheck_for(port: int, tmp_path: Path) -> Path:
+    config = config_with(port=port, healthPath="/healthz")
+    script = tmp_path / APP_HEALTHCHECK
+    script.write_text(render_stack(config, inputs_for(config))[APP_HEALTHCHECK])
+    return script
+
+
+def only_tool(tool: str, tmp_path: Path) -> str:
+    # python3 on PATH may be a wrapper script; the interpreter running the tests is a real one.
+    found = os.path.realpath(sys.executable) if tool == "python3" else shutil.which(tool)
+    if found is None:
+        pytest.skip(f"{tool} is not installed on this machine, so its branch of the health check cannot run")
+    directory = tmp_path / f"only-{tool}"
+    directory.mkdir()
+    (directory / tool).symlink_to(found)
+    return str(directory)
+
+
+@pytest.mark.parametrize("tool", ["curl", "wget", "python3", "node"])
+def test_app_healthcheck_probes_the_health_path_with_whichever_client_the_image_has(tool, tmp_path):
+    with StandInApp() as app:
+        script = healthcheck_for(app.port, tmp_path)
+        path = only_tool(tool, tmp_path)
+        healthy = run_script(script, env={"PATH": path})
+        app.status = 503
+        unhealthy = run_script(script, env={"PATH": path})
+    assert healthy.returncode == 0, healthy.stderr
+    assert unhealthy.returncode != 0
+    assert app.requests == [("GET", "/healthz"), ("GET", "/healthz")]
+
+
+def test_app_healthcheck_fails_clearly_when_the_image_has_no_client(tmp_path):
+    empty = tmp_path / "no-tools"
+    empty.mkdir()
+    result = run_script(healthcheck_for(3000, tmp_path), env={"PATH": str(empty)})
+    assert result.returncode == 1
+    assert "none of curl, wget, python3 or node" in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is installed by .ci/run (Debian package shellcheck)")
+@pytest.mark.parametrize("name", sorted(EXECUTABLE_FILES))
+def test_shell_scripts_pass_shellcheck(release_dir, name):
+    result = subprocess.run(["shellcheck", "--shell=sh", str(release_dir / name)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is installed by .ci/run (Debian package shellcheck)")
+def test_shellcheck_does_flag_a_careless_script(tmp_path):
+    careless = tmp_path / "careless.sh"
+    careless.write_text("#!/bin/sh\nrm -rf $1/*\n")
+    assert subprocess.run(["shellcheck", "--shell=sh", str(careless)], capture_output=True, timeout=60).returncode != 0
+
+
+def redis_command(sock: socket.socket, *args: str) -> bytes:
+    sock.sendall(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in args))
+    time.sleep(0.05)
+    return sock.recv(65536)
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server comes from the Debian package redis-server")
+def test_real_redis_accepts_the_rendered_persistence_flags(files, tmp_path):
+    command = yaml.safe_load(files["docker-compose.yml"])["services"]["redis"]["command"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [shutil.which("redis-server"), *command[1:], "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=2)
+                break
+            except OSError:
+                assert process.poll() is None, process.stdout.read().decode()
+                assert time.monotonic() < deadline, "redis-server did not listen within 10s"
+                time.sleep(0.05)
+        with sock:
+            assert b"yes" in redis_command(sock, "CONFIG", "GET", "appendonly")
+            assert b"everysec" in redis_command(sock, "CONFIG", "GET", "appendfsync")
+            assert redis_command(sock, "SET", "queue", "state") == b"+OK\r\n"
+        assert any(path.name.startswith("appendonly") for path in tmp_path.iterdir())
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        process.stdout.close()
+
+
+def test_no_secret_value_appears_in_any_rendered_file(vm, files):
+    values = [SIGNING_OLD, SIGNING_NEW, EVENT_OLD, EVENT_NEW, APP_DB_PASSWORD, INNGEST_DB_PASSWORD, STRIPE, "sk_live_multi"]
+    assert set(vm.tree().values()) >= {SIGNING_NEW, EVENT_NEW, STRIPE}  # the values exist on the "VM"...
+    for path, content in files.items():  # ...and none is in what the deploy uploads
+        for value in values:
+            assert value not in content, f"a secret value is in {path}"
+
+
+def test_key_flags_always_take_their_value_from_a_file_at_start(files):
+    for path, content in files.items():
+        code = "\n".join(line for line in content.splitlines() if not line.lstrip().startswith("#"))
+        for match in re.finditer(r"--(signing|event)-key[ =]+(\S+)", code):
+            assert match.group(2) == '"$(cat', f"{path}: {match.group(0)}"
+    assert "--signing-key" in files["start-inngest.sh"]
+
+
+def test_the_app_env_file_holds_no_secret_name(files):
+    names = {line.split("=", 1)[0] for line in files["app.env"].splitlines() if "=" in line and not line.startswith("#")}
+    assert not names & {"INNGEST_SIGNING_KEY", "INNGEST_SIGNING_KEY_FALLBACK", "INNGEST_EVENT_KEY", "DATABASE_URL", "STRIPE_API_KEY"}
+    assert os.path.basename("app.env") in files
