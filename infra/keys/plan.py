@@ -1,0 +1,287 @@
+"""The rotation planner: from what is observed now, the steps that remain. Pure.
+
+A rotation walks through a few VM configurations (which version each slot of the versions file
+names), each reached by restarting one service, with Secret Manager steps in between. Where the walk
+stands is read from the versions file and the secret's aliases, so a rerun after an interruption
+plans only what remains. On a rerun the restart that led to the observed configuration is repeated
+first: the file may have been written before the interruption while the service never restarted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from infra import naming
+from infra.keys.durations import format_duration
+from infra.keys.model import APP, INNGEST, SecretState, VmVersions
+
+KINDS = ("signing", "event", "db")
+SECRETS_OF_KIND = {
+    "signing": (naming.SIGNING_KEY,),
+    "event": (naming.EVENT_KEY,),
+    "db": (naming.DB_APP_PASSWORD, naming.DB_INNGEST_PASSWORD),
+}
+GRACE_ANNOTATION = "kit-fallback-until"  # on the signing key's secret: when the app may drop the old key
+# Who uses each database password: Cloud SQL user and Compose service.
+DB_USERS = {
+    naming.DB_APP_PASSWORD: (naming.APP_DB_USER, APP),
+    naming.DB_INNGEST_PASSWORD: (naming.INNGEST_DB_USER, INNGEST),
+}
+
+
+class PlanError(Exception):
+    """The observed state is not one a rotation produces; nothing can be planned safely."""
+
+
+def _describe_versions(versions: VmVersions, names: tuple[str, ...]) -> str:
+    return ", ".join(f"{name}={','.join(f'v{n}' for n in versions[name]) or 'none'}" for name in names)
+
+
+@dataclass(frozen=True)
+class AddVersion:
+    logical: str
+    kind: str
+    predicted: int  # Secret Manager's next number; the runner re-plans if it differs
+
+    def describe(self) -> str:
+        return f"add v{self.predicted} of {self.logical}: a new {self.kind} value"
+
+
+@dataclass(frozen=True)
+class ApplyVersions:
+    """Write the versions file, fetch one service's secrets, recreate that service, verify.
+
+    `restore` is the file a rollback writes before restarting the service again: the configuration
+    in which this service last worked.
+    """
+
+    service: str
+    versions: VmVersions
+    restore: VmVersions
+    shown: tuple[str, ...]  # the slots this step is about, for messages
+    purpose: str
+    check_sync: bool = True
+
+    def describe(self) -> str:
+        return f"restart {self.service} reading {_describe_versions(self.versions, self.shown)} ({self.purpose}), then verify"
+
+    def rollback(self) -> ApplyVersions:
+        return ApplyVersions(self.service, self.restore, self.restore, self.shown, f"roll back: {self.purpose}", self.check_sync)
+
+
+@dataclass(frozen=True)
+class SwitchDatabasePassword:
+    """Cloud SQL user to `new`, aliases to `new`, then restart the service on it; a rollback undoes all three."""
+
+    logical: str
+    user: str
+    service: str
+    new: int
+    aliases: Mapping[str, int | None]  # the secret's current/previous after the switch
+    restore_aliases: Mapping[str, int | None]
+
+    def describe(self) -> str:
+        return f"set Cloud SQL user {self.user!r} to v{self.new} of {self.logical}, point {naming.CURRENT_ALIAS} at it, restart {self.service}, verify"
+
+    def rollback(self) -> SwitchDatabasePassword:
+        old = self.restore_aliases[naming.CURRENT_ALIAS]
+        return SwitchDatabasePassword(self.logical, self.user, self.service, old, self.restore_aliases, self.restore_aliases)
+
+
+@dataclass(frozen=True)
+class MoveAliases:
+    logical: str
+    current: int
+    previous: int
+    grace_until: datetime | None = None  # recorded in an annotation for a later run
+
+    def describe(self) -> str:
+        text = f"point {naming.CURRENT_ALIAS} at v{self.current} and {naming.PREVIOUS_ALIAS} at v{self.previous} of {self.logical}"
+        if self.grace_until is not None:
+            text += f"; record the fallback deadline {self.grace_until:%Y-%m-%d %H:%M:%S} UTC"
+        return text
+
+
+@dataclass(frozen=True)
+class AwaitGrace:
+    logical: str
+    until: datetime
+
+    def describe(self) -> str:
+        return f"keep the old signing key as the app's fallback until {self.until:%Y-%m-%d %H:%M:%S} UTC"
+
+
+@dataclass(frozen=True)
+class DisableVersion:
+    logical: str
+    number: int
+
+    def describe(self) -> str:
+        return f"disable v{self.number} of {self.logical} (kept, not destroyed: `keys prune` does that after the retention)"
+
+
+Step = AddVersion | ApplyVersions | SwitchDatabasePassword | MoveAliases | AwaitGrace | DisableVersion
+
+
+def _with(versions: VmVersions, **changes: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    updated = {name: tuple(value) for name, value in versions.items()}
+    updated.update(changes)
+    return updated
+
+
+def _finishing(state: SecretState, live: int) -> tuple[int, bool] | None:
+    """When the VM uses one version everywhere: the old version a rotation has yet to retire, if any.
+
+    Returns (old, aliases_moved), or None for a settled secret (the next rotation starts afresh).
+    """
+    current = state.current
+    if current is not None and current < live and state.is_enabled(current):
+        return current, False  # interrupted between the last restart and the alias move
+    previous = state.previous
+    if current == live and previous is not None and previous != live and state.is_enabled(previous):
+        return previous, True
+    return None
+
+
+def _start(state: SecretState, old: int, kind: str, steps: list) -> int:
+    """The version to bring in: one left by an interrupted run, or a new one (an AddVersion step)."""
+    pending = state.pending_after(old)
+    if pending is not None:
+        return pending
+    steps.append(AddVersion(state.logical, kind, state.next_number))
+    return state.next_number
+
+
+def plan_signing(state: SecretState, live: VmVersions, *, now: datetime, grace: timedelta, resume: bool) -> list[Step]:
+    key, fallback = live["INNGEST_SIGNING_KEY"][0], live["INNGEST_SIGNING_KEY_FALLBACK"]
+    steps: list[Step] = []
+    aliases_moved = False
+    if not fallback:
+        finishing = _finishing(state, key)
+        if finishing:
+            (old, aliases_moved), new, stage = finishing, key, 3
+        else:
+            old, stage = key, 0
+            new = _start(state, old, "signing", steps)
+    elif fallback[0] != key:
+        old, new = fallback[0], key
+        # The file is the same before and after the server's restart; the alias move, done only
+        # once the server is verified on the new key, tells the two apart.
+        aliases_moved = state.current == new and state.previous == old
+        stage = 2 if aliases_moved else 1
+    else:
+        raise PlanError(
+            f"the VM's versions file names v{key} as both the signing key and its fallback; "
+            "set INNGEST_SIGNING_KEY_FALLBACK= (empty) in it by hand, then rerun"
+        )
+    shown = ("INNGEST_SIGNING_KEY", "INNGEST_SIGNING_KEY_FALLBACK")
+    c0 = _with(live, INNGEST_SIGNING_KEY=(old,), INNGEST_SIGNING_KEY_FALLBACK=())
+    c1 = _with(c0, INNGEST_SIGNING_KEY=(new,), INNGEST_SIGNING_KEY_FALLBACK=(old,))
+    c3 = _with(c1, INNGEST_SIGNING_KEY_FALLBACK=())
+    until = now + grace
+    recorded = state.annotations.get(GRACE_ANNOTATION)
+    if aliases_moved and recorded:
+        until = datetime.fromisoformat(recorded)
+    staged: list[tuple[int, Step]] = [
+        (1, ApplyVersions(APP, c1, c0, shown, "app: new signing key, old one as fallback")),
+        # A rollback puts the server back on the old key; the app keeps both, which is safe.
+        (2, ApplyVersions(INNGEST, c1, c0, shown, "server signs with the new key")),
+        (3, ApplyVersions(APP, c3, c1, shown, "app drops the fallback")),
+    ]
+    for index, step in staged:
+        if index == 3:
+            if not aliases_moved:
+                steps.append(MoveAliases(naming.SIGNING_KEY, new, old, until))
+            if stage < 3:
+                steps.append(AwaitGrace(naming.SIGNING_KEY, until))
+        if index > stage or (index == stage and resume):
+            steps.append(step)
+    steps.append(DisableVersion(naming.SIGNING_KEY, old))
+    return steps
+
+
+def plan_event(state: SecretState, live: VmVersions, *, resume: bool) -> list[Step]:
+    app, server = live["INNGEST_EVENT_KEY"][0], live["INNGEST_EVENT_KEYS"]
+    steps: list[Step] = []
+    aliases_moved = False
+    if server == (app,):
+        finishing = _finishing(state, app)
+        if finishing:
+            (old, aliases_moved), new, stage = finishing, app, 3
+        else:
+            old, stage = app, 0
+            new = _start(state, old, "event", steps)
+    elif len(server) == 2 and app == server[0]:  # the file lists the older key first
+        (old, new), stage = server, 1
+    elif len(server) == 2 and app == server[1]:
+        (old, new), stage = server, 2
+    else:
+        raise PlanError(
+            f"the VM's versions file has the app sending event key v{app} while the server accepts "
+            f"{', '.join(f'v{n}' for n in server)}; not a state a rotation produces. Set INNGEST_EVENT_KEYS by hand "
+            "so it includes the app's INNGEST_EVENT_KEY, then rerun"
+        )
+    shown = ("INNGEST_EVENT_KEY", "INNGEST_EVENT_KEYS")
+    c0 = _with(live, INNGEST_EVENT_KEY=(old,), INNGEST_EVENT_KEYS=(old,))
+    c1 = _with(c0, INNGEST_EVENT_KEYS=(old, new))
+    c2 = _with(c1, INNGEST_EVENT_KEY=(new,))
+    c3 = _with(c2, INNGEST_EVENT_KEYS=(new,))
+    staged = [
+        (1, ApplyVersions(INNGEST, c1, c0, shown, "server accepts both event keys", check_sync=False)),
+        (2, ApplyVersions(APP, c2, c1, shown, "app sends the new event key")),
+        (3, ApplyVersions(INNGEST, c3, c2, shown, "server accepts only the new event key")),
+    ]
+    for index, step in staged:
+        if index > stage or (index == stage and resume):
+            steps.append(step)
+    if not aliases_moved:
+        steps.append(MoveAliases(naming.EVENT_KEY, new, old))
+    steps.append(DisableVersion(naming.EVENT_KEY, old))
+    return steps
+
+
+def plan_db(state: SecretState, *, resume: bool) -> list[Step]:
+    """The VM reads database passwords through `current`, so the alias move is part of the switch."""
+    user, service = DB_USERS[state.logical]
+    in_use = state.current
+    if in_use is None:
+        raise PlanError(f"{state.logical} has no `current` alias and no version 1; run `pulumi up` to create it")
+    steps: list[Step] = []
+    finishing = _finishing(state, in_use)
+    if finishing and finishing[1]:
+        old, new = finishing[0], in_use
+        switch = resume  # the alias moved; the restart may not have happened
+        restore = {naming.CURRENT_ALIAS: old, naming.PREVIOUS_ALIAS: None}
+    else:
+        old = in_use
+        new = _start(state, old, "db", steps)
+        switch = True
+        restore = {naming.CURRENT_ALIAS: old, naming.PREVIOUS_ALIAS: state.previous}
+    if switch:
+        aliases = {naming.CURRENT_ALIAS: new, naming.PREVIOUS_ALIAS: old}
+        steps.append(SwitchDatabasePassword(state.logical, user, service, new, aliases, restore))
+    steps.append(DisableVersion(state.logical, old))
+    return steps
+
+
+def plan_kind(kind: str, secrets: Mapping[str, SecretState], live: VmVersions, *, now: datetime, grace: timedelta, resume: bool) -> list[Step]:
+    """Every remaining step to rotate one kind of key, from the observed state."""
+    if kind == "signing":
+        return plan_signing(secrets[naming.SIGNING_KEY], live, now=now, grace=grace, resume=resume)
+    if kind == "event":
+        return plan_event(secrets[naming.EVENT_KEY], live, resume=resume)
+    if kind == "db":
+        return [step for logical in SECRETS_OF_KIND["db"] for step in plan_db(secrets[logical], resume=resume)]
+    raise PlanError(f"unknown key kind {kind!r}; use one of {', '.join(KINDS)}")
+
+
+def format_plan(kind: str, steps: list[Step], now: datetime) -> list[str]:
+    lines = [f"{kind}: {len(steps)} step(s)"]
+    for number, step in enumerate(steps, 1):
+        text = step.describe()
+        if isinstance(step, AwaitGrace) and step.until > now:
+            text += f" ({format_duration(step.until - now)} from now)"
+        lines.append(f"  {number}. {text}")
+    return lines

@@ -1,0 +1,307 @@
+"""Runs a rotation: observe, plan (infra.keys.plan), execute step by step, roll back the failed step.
+
+This is the I/O shell around the pure planner. State lives only in Secret Manager (versions, aliases,
+annotations) and in the VM's versions file, so a rerun observes where the last run stopped.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TextIO
+
+from infra import naming
+from infra.keys import vm_commands
+from infra.keys.database import DatabaseUsers
+from infra.keys.durations import format_duration
+from infra.keys.model import (
+    KIT_SECRETS_READ,
+    LiveVersions,
+    SecretState,
+    render_versions_file,
+    resolve_versions_file,
+    unusable_slots,
+    utc_now,
+)
+from infra.keys.plan import (
+    GRACE_ANNOTATION,
+    AddVersion,
+    ApplyVersions,
+    AwaitGrace,
+    DisableVersion,
+    MoveAliases,
+    Step,
+    SwitchDatabasePassword,
+    format_plan,
+    plan_kind,
+)
+from infra.keys.store import SecretStore, version_annotation
+from infra.keys.values import GENERATORS, value_problem
+from infra.ops import audit
+from infra.ops.parse import UnexpectedOutput, parse_compose_ps
+from infra.remote.vm import Vm
+
+MAX_PLANS = 4  # a plan is recomputed only when Secret Manager numbers a new version unexpectedly
+AUDIT_ACTION = "keys-rotate"
+
+
+class Outcome(enum.Enum):
+    COMPLETED = "completed"
+    PAUSED = "paused"  # waiting out the signing key's grace period; a rerun finishes
+    ROLLED_BACK = "rolled back"
+    FAILED = "failed"  # a step failed and so did its rollback; a rerun converges
+
+
+class VerifyError(Exception):
+    """A restarted service did not prove healthy."""
+
+
+class RefusedState(Exception):
+    """What was observed cannot be rotated safely; the message says what to fix."""
+
+
+@dataclass
+class VmLink:
+    """One SSH session, opened on first use and again after a drop."""
+
+    open_session: Callable[[], object]
+    _session: object | None = None
+
+    def run(self, argv: list[str], *, stdin: bytes | None = None, check: bool = True):
+        if self._session is None:
+            self._session = self.open_session()
+        try:
+            return self._session.run(argv, stdin=stdin, check=check, timeout=300)
+        except Exception as error:
+            from infra.remote.ssh import RemoteCommandError
+
+            if not isinstance(error, RemoteCommandError):
+                self.drop()  # the connection is suspect; the next command opens a fresh one
+            raise
+
+    def drop(self) -> None:
+        if self._session is not None:
+            try:
+                self._session.close()
+            except Exception:  # closing a dead connection may fail in many ways; it is gone either way
+                pass
+            self._session = None
+
+
+@dataclass
+class RotationContext:
+    store: SecretStore
+    secret_ids: Mapping[str, str]
+    vm: Vm
+    link: VmLink
+    operator: str
+    reason: str
+    out: TextIO
+    endpoints: vm_commands.Endpoints = field(default_factory=vm_commands.Endpoints)
+    database: DatabaseUsers | None = None
+    sql_instance: str | None = None
+    clock: Callable[[], datetime] = utc_now
+    sleep: Callable[[float], None] = time.sleep
+    generators: Mapping[str, Callable[[], str]] = field(default_factory=lambda: dict(GENERATORS))
+    health_polls: int = 30
+    poll_interval: float = 2.0
+    max_wait: timedelta = timedelta(minutes=15)
+    on_step: Callable[[Step], None] | None = None  # progress hook, called before each step
+
+    def say(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+
+# --- observing ------------------------------------------------------------------------------------
+
+
+def observe(ctx: RotationContext) -> tuple[dict[str, SecretState], LiveVersions]:
+    secrets = {logical: ctx.store.observe(logical, ctx.secret_ids[logical]) for logical in KIT_SECRETS_READ if logical in ctx.secret_ids}
+    exists = ctx.link.run(vm_commands.versions_file_exists(ctx.vm), check=False)
+    text = ctx.link.run(vm_commands.read_versions_file(ctx.vm)).stdout if exists.exit_status == 0 else None
+    live = resolve_versions_file(text, secrets)
+    return secrets, live
+
+
+# --- executing ------------------------------------------------------------------------------------
+
+
+def _audit_annotations(ctx: RotationContext, number: int, event: str) -> dict[str, str]:
+    at = ctx.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        version_annotation(number, f"{event}-at"): at,
+        version_annotation(number, f"{event}-by"): ctx.operator,
+        version_annotation(number, f"{event}-why"): ctx.reason,
+    }
+
+
+def _write_versions(ctx: RotationContext, versions) -> None:
+    write, rename = vm_commands.write_versions_file(ctx.vm)
+    ctx.link.run(write, stdin=render_versions_file(versions).encode())
+    ctx.link.run(rename)
+
+
+def _restart(ctx: RotationContext, service: str, check_sync: bool) -> None:
+    ctx.link.run(vm_commands.fetch_secrets(ctx.vm, service))
+    ctx.link.run(vm_commands.recreate_service(ctx.vm, service))
+    verify(ctx, service, check_sync)
+
+
+def verify(ctx: RotationContext, service: str, check_sync: bool) -> None:
+    """The service runs and is healthy, Inngest answers /health, and (if asked) an app sync succeeds."""
+    health = "no answer"
+    for _ in range(ctx.health_polls):
+        result = ctx.link.run(vm_commands.service_status(ctx.vm), check=False)
+        try:
+            rows = [row for row in parse_compose_ps(result.stdout) if row.service == service] if result.exit_status == 0 else []
+        except UnexpectedOutput as error:
+            raise VerifyError(str(error)) from None
+        if rows and all(row.ok for row in rows):
+            break
+        health = ", ".join(f"{row.state}/{row.health or 'no healthcheck'}" for row in rows) or "not running"
+        if any(row.health == "unhealthy" or row.state not in ("running", "restarting", "created") for row in rows):
+            raise VerifyError(f"{service} is {health} after its restart")
+        ctx.sleep(ctx.poll_interval)
+    else:
+        raise VerifyError(f"{service} is still {health} after {ctx.health_polls} checks")
+    _retry(ctx, vm_commands.inngest_health(ctx.vm, ctx.endpoints), "Inngest /health")
+    if check_sync:
+        _retry(ctx, vm_commands.app_sync(ctx.vm, ctx.endpoints), "the sync between Inngest and the app")
+
+
+def _retry(ctx: RotationContext, argv: list[str], what: str) -> None:
+    detail = ""
+    for attempt in range(ctx.health_polls):
+        result = ctx.link.run(argv, check=False)
+        if result.exit_status == 0:
+            return
+        detail = (result.stderr.strip().splitlines() or [f"exit status {result.exit_status}"])[-1]
+        if attempt + 1 < ctx.health_polls:
+            ctx.sleep(ctx.poll_interval)
+    raise VerifyError(f"{what} failed after {ctx.health_polls} tries: {detail}")
+
+
+def execute(ctx: RotationContext, step: Step) -> int | None:
+    store, ids = ctx.store, ctx.secret_ids
+    if isinstance(step, AddVersion):
+        value = ctx.generators[step.kind]()
+        problem = value_problem(step.kind, value)
+        if problem:
+            raise ValueError(f"the generated {step.kind} value {problem}")
+        number = store.add_version(ids[step.logical], value)
+        store.update(ids[step.logical], annotations=_audit_annotations(ctx, number, "created"))
+        return number
+    if isinstance(step, ApplyVersions):
+        _write_versions(ctx, step.versions)
+        _restart(ctx, step.service, step.check_sync)
+    elif isinstance(step, SwitchDatabasePassword):
+        if ctx.database is None or not ctx.sql_instance:
+            raise RefusedState("no Cloud SQL instance is known (stack output sql_connection_name); cannot change a database password")
+        password = store.access(ids[step.logical], step.new)
+        ctx.database.set_password(ctx.sql_instance, step.user, password)
+        store.update(ids[step.logical], aliases=step.aliases)
+        _restart(ctx, step.service, check_sync=True)
+    elif isinstance(step, MoveAliases):
+        annotations = None
+        if step.logical == naming.SIGNING_KEY:
+            annotations = {GRACE_ANNOTATION: step.grace_until.isoformat() if step.grace_until else None}
+        store.update(ids[step.logical], aliases={naming.CURRENT_ALIAS: step.current, naming.PREVIOUS_ALIAS: step.previous}, annotations=annotations)
+    elif isinstance(step, DisableVersion):
+        store.disable(ids[step.logical], step.number)
+        store.update(ids[step.logical], annotations=_audit_annotations(ctx, step.number, "disabled"))
+    return None
+
+
+def _await(ctx: RotationContext, step: AwaitGrace) -> bool:
+    """Waits out a short grace period with progress; False when it is too long to wait for now."""
+    remaining = step.until - ctx.clock()
+    if remaining <= timedelta(0):
+        return True
+    if remaining > ctx.max_wait:
+        return False
+    # Bounded: at most one tick per 30 s of the (at most max_wait long) remainder, plus one.
+    for _ in range(int(ctx.max_wait.total_seconds() // 30) + 2):
+        remaining = step.until - ctx.clock()
+        if remaining <= timedelta(0):
+            return True
+        ctx.say(f"      waiting for the grace period: {format_duration(remaining)} left")
+        ctx.sleep(min(30.0, remaining.total_seconds()))
+    return step.until <= ctx.clock()
+
+
+def _rollback(ctx: RotationContext, step: Step) -> Outcome:
+    if not isinstance(step, (ApplyVersions, SwitchDatabasePassword)):
+        ctx.say("      nothing to undo: the stack still runs as before this step")
+        return Outcome.ROLLED_BACK
+    undo = step.rollback()
+    ctx.say(f"      rolling back: {undo.describe()}")
+    try:
+        execute(ctx, undo)
+    except Exception as error:
+        ctx.say(f"      rollback failed: {_explain(error)}")
+        return Outcome.FAILED
+    ctx.say("      rolled back: the old key is in service again")
+    return Outcome.ROLLED_BACK
+
+
+def _explain(error: BaseException) -> str:
+    return f"{type(error).__name__}: {str(error).strip() or 'no message'}"
+
+
+def _log(ctx: RotationContext, kind: str, outcome: Outcome, detail: str) -> None:
+    line = audit.entry(AUDIT_ACTION, at=ctx.clock(), actor=ctx.operator, kind=kind, result=outcome.value, reason=ctx.reason, detail=detail)
+    from infra.ops import commands as ops_commands
+
+    try:
+        ctx.link.run(ops_commands.audit_append(ctx.vm), stdin=line.encode())
+    except Exception as error:
+        ctx.say(f"warning: the audit line could not be appended on the VM ({_explain(error)})")
+
+
+def rotate(ctx: RotationContext, kind: str, *, grace: timedelta) -> Outcome:
+    """Rotates one kind of key from wherever the last run stopped. Raises RefusedState before any change."""
+    resume = True
+    for _ in range(MAX_PLANS):
+        secrets, live = observe(ctx)
+        broken = unusable_slots(live.versions, secrets)
+        if broken:
+            raise RefusedState("the VM's versions file names versions it cannot read: " + "; ".join(broken))
+        steps = plan_kind(kind, secrets, live.versions, now=ctx.clock(), grace=grace, resume=resume)
+        resume = False
+        for line in format_plan(kind, steps, ctx.clock()):
+            ctx.say(line)
+        replan = False
+        for number, step in enumerate(steps, 1):
+            ctx.say(f"[{number}/{len(steps)}] {step.describe()}")
+            if ctx.on_step is not None:
+                ctx.on_step(step)
+            if isinstance(step, AwaitGrace):
+                if not _await(ctx, step):
+                    ctx.say(f"paused: the app keeps the old signing key as its fallback until {step.until:%Y-%m-%d %H:%M:%S} UTC; "
+                            "run the same command again after that to finish")
+                    _log(ctx, kind, Outcome.PAUSED, f"fallback until {step.until.isoformat()}")
+                    return Outcome.PAUSED
+                continue
+            started = time.monotonic()
+            try:
+                result = execute(ctx, step)
+            except RefusedState:
+                raise
+            except Exception as error:
+                ctx.say(f"      failed: {_explain(error)}")
+                outcome = _rollback(ctx, step)
+                _log(ctx, kind, outcome, f"step {number} failed: {step.describe()}")
+                return outcome
+            ctx.say(f"      ok ({time.monotonic() - started:.1f} s)")
+            if isinstance(step, AddVersion) and result != step.predicted:
+                ctx.say(f"      Secret Manager numbered it v{result}, not v{step.predicted}: planning again")
+                replan = True
+                break
+        if not replan:
+            _log(ctx, kind, Outcome.COMPLETED, "; ".join(step.describe() for step in steps))
+            return Outcome.COMPLETED
+    raise RefusedState(f"the plan for {kind} kept changing under us; is another rotation running?")
