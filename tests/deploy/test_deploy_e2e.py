@@ -122,10 +122,11 @@ def test_a_remote_failure_fails_the_update_with_the_remote_error_and_rolls_back(
 
 
 def test_a_failed_sync_rolls_back(stand, sshd, probe):
+    # Run locally (same argv, real curl): this is about the deploy's logic, not about SSH.
     first = stand.seed(stack_files(sshd.root))
     probe.sync_status = 500
     with pytest.raises(DeployError, match=r"app sync \(PUT .*\) failed 2 time\(s\).*500"):
-        stand.run(stack_files(sshd.root, log_level="warn"))
+        stand.run(stack_files(sshd.root, log_level="warn"), session_factory=LocalSession)
     assert stand.current() == first.release_id
 
 
@@ -180,6 +181,6 @@ def test_a_connection_dropped_mid_upload_leaves_the_previous_release_current_and
 def test_a_rerun_of_a_release_already_live_converges_without_uploading(stand, sshd, fake):
     files = stack_files(sshd.root)
     first = stand.seed(files)
-    again = stand.run(files, previous_state=DeployState("0" * 16, {}))
+    again = stand.run(files, previous_state=DeployState("0" * 16, {}), session_factory=LocalSession)  # logic only: no SSH needed
     assert again.release_id == first.release_id and again.uploaded == () and again.drift
     assert again.recreated == ("caddy",)  # whether an interrupted run recreated it is unknown
