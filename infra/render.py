@@ -54,6 +54,12 @@ _RESTARTED_BY: dict[str, tuple[str, ...]] = {
 # (inngest/inngest#3791). Published on 127.0.0.1 only, never on a public address.
 SYNC_PORT = 8290
 
+# The non-secret file the keys CLI writes to choose secret versions (format: templates/fetch-secrets.sh.j2).
+SECRET_VERSIONS_FILE = f"{layout.DATA_MOUNT}/secret-versions.env"
+# Name of the database password file in each service's secrets directory. Lower case, so that the
+# app's wrapper, which exports every UPPER_CASE file as a variable, leaves it out.
+APP_DB_PASSWORD_FILE = "db-password"
+
 # Where things sit inside the containers.
 CONTAINER_SECRETS_DIR = "/run/kit-secrets"  # each service's own tmpfs directory, mounted read-only
 CONTAINER_KIT_DIR = "/kit"  # the release's scripts, mounted read-only one by one
@@ -226,13 +232,6 @@ def _inngest_start_context(config: StackConfig, inputs: RenderInputs) -> dict:
         "max_open_conns": config.inngest.postgres_max_open_conns,
         "max_idle_conns": config.inngest.postgres_max_idle_conns,
     }
-
-
-# The non-secret file the keys CLI writes to choose secret versions (format: templates/fetch-secrets.sh).
-SECRET_VERSIONS_FILE = f"{layout.DATA_MOUNT}/secret-versions.env"
-# Name of the database password file in each service's secrets directory. Lower case, so that the
-# app's wrapper, which exports every UPPER_CASE file as a variable, leaves it out.
-APP_DB_PASSWORD_FILE = "db-password"
 
 
 def _check_inputs(config: StackConfig, inputs: RenderInputs) -> None:

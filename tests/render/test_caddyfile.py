@@ -99,9 +99,10 @@ class RunningCaddy:
         self.public_port, self.sync_port = free_port(), free_port()
         sites = CaddySites(
             public_site=f"http://127.0.0.1:{self.public_port}",
-            sync_site=f"http://127.0.0.1:{self.sync_port}",
+            # The production form (a bare port, which Caddy serves over plain HTTP), kept on loopback.
+            sync_site=f":{self.sync_port}",
             app_upstream=f"127.0.0.1:{app_port}",
-            global_options=("admin off",),
+            global_options=("admin off", "default_bind 127.0.0.1"),
         )
         self.caddyfile = tmp_path / "Caddyfile"
         self.caddyfile.write_text(render_caddyfile(config, sites))
