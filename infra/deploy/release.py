@@ -106,8 +106,13 @@ def plan_release(files: Mapping[str, str], previous_manifest: Mapping[str, str] 
     if previous_manifest is not None:
         # On a first deploy `compose up` creates everything; afterwards, a changed or removed file
         # that compose cannot see still needs its services recreated.
-        for path in (*changed, *removed):
+        for path in changed:
             recreate.update(restarted_by(path))
+        for path in removed:
+            try:
+                recreate.update(restarted_by(path))
+            except ValueError:
+                pass  # a file this version of the kit no longer renders: no service mounts it any more
     return ReleasePlan(
         release_id=release_id_for(manifest),
         manifest=manifest,

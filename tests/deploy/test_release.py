@@ -64,3 +64,13 @@ def test_manifest_round_trips_and_a_foreign_or_partial_manifest_is_not_trusted()
     tampered = json.loads(text)
     tampered["files"]["app.env"] = "0" * 64
     assert parse_manifest(json.dumps(tampered)) is None
+
+
+def test_a_removed_file_the_renderer_no_longer_knows_does_not_fail_the_plan():
+    def strict(path):
+        if path == "old.env":
+            raise ValueError("'old.env' is not a file render_stack produces")
+        return restarted_by(path)
+
+    plan = plan_release(FILES, file_manifest({**FILES, "old.env": "X=1\n"}), strict)
+    assert plan.removed == ("old.env",) and plan.recreate == ()
