@@ -7,9 +7,9 @@ positional parameter, so no value is ever spliced into shell text.
 from __future__ import annotations
 
 from infra import layout
+from infra.remote.commands import compose, compose_ps
 from infra.remote.vm import Vm
 
-COMPOSE_FILE = "docker-compose.yml"
 INNGEST_HEALTH_URL = f"http://127.0.0.1:{layout.INNGEST_PORT}/health"
 # Where Caddy keeps certificates below its data directory (mounted at /data, XDG data home /data/caddy):
 # caddy/certificates/<issuer>/<domain>/<domain>.crt; the issuer directory depends on the CA that answered.
@@ -20,15 +20,9 @@ RELEASE_SCRIPT = '[ -L "$1" ] || exit 3; readlink -- "$1" && stat -c %Y -- "$1"'
 NO_RELEASE_STATUS = 3
 
 
-def compose(vm: Vm, *args: str) -> list[str]:
-    """`docker compose` on the live release, addressed through the `current` link like the deploy does."""
-    current = vm.paths.current
-    return [*vm.tools.docker, "compose", "-p", vm.compose_project, "-f", f"{current}/{COMPOSE_FILE}", "--project-directory", current, *args]
-
-
 def container_states(vm: Vm) -> list[str]:
-    # --all: an exited container must show as exited, not vanish from the report.
-    return compose(vm, "ps", "--all", "--format", "json")
+    # The deploy's own `ps` (--all: an exited container shows as exited), so both read the same picture.
+    return compose_ps(vm)
 
 
 def container_logs(vm: Vm, service: str | None = None, *, lines: int = 100, since: str | None = None, follow: bool = False) -> list[str]:

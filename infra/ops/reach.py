@@ -30,7 +30,7 @@ class OpsContext:
     vm_name: str
     domain: str | None
     vm_state: Callable[[], str]
-    key_ages: Callable[[], list[KeyAge] | None]
+    key_ages: Callable[[], list[KeyAge] | str]
     inngest_url: str = commands.INNGEST_HEALTH_URL
 
 
@@ -58,9 +58,27 @@ def compute_vm_state(project: str, zone: str, instance: str) -> str:
         return f"unknown (the Compute API could not be asked: {type(exc).__name__})"
 
 
-def no_key_ages() -> list[KeyAge] | None:
-    # The keys module does not expose version ages yet; `status` then shows "keys: not available".
-    return None
+def secret_manager_key_ages(outputs: Mapping[str, Any]) -> list[KeyAge] | str:
+    """The live version of each kit key and its age, from Secret Manager; a sentence when unavailable."""
+    try:
+        import google.auth
+        from google.cloud import secretmanager_v1
+
+        from infra import naming
+        from infra.keys.status import key_ages
+        from infra.keys.store import SecretStore
+    except ImportError as exc:
+        return f"not available (the keys module cannot be loaded: {exc})"
+    secret_ids = outputs.get("secret_ids") or {}
+    wanted = {logical: secret_ids[logical] for logical in naming.KIT_SECRETS if logical in secret_ids}
+    if not wanted or not outputs.get("project"):
+        return "not available (the stack has no secret_ids or project output)"
+    try:
+        credentials, _ = google.auth.default()
+        store = SecretStore(secretmanager_v1.SecretManagerServiceClient(credentials=credentials), str(outputs["project"]))
+        return key_ages({logical: store.observe(logical, secret_id) for logical, secret_id in wanted.items()})
+    except Exception as exc:  # no credentials, no network, no permission: report, do not fail the status
+        return f"not available (Secret Manager could not be asked: {type(exc).__name__})"
 
 
 def context_from_outputs(outputs: Mapping[str, Any], *, via: str | None, fetch_keys: Callable[..., tuple[str, ...]] = fetch_host_keys) -> OpsContext:
@@ -86,7 +104,7 @@ def context_from_outputs(outputs: Mapping[str, Any], *, via: str | None, fetch_k
         vm_name=vm_name,
         domain=domain_from_outputs(outputs),
         vm_state=lambda: compute_vm_state(project, zone, vm_name),
-        key_ages=no_key_ages,
+        key_ages=lambda: secret_manager_key_ages(outputs),
     )
 
 

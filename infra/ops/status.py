@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from infra.ops import commands
@@ -48,6 +48,7 @@ class StatusReport:
     release_problem: str
     certificate: Certificate | None
     keys: list[KeyAge] | None
+    keys_problem: str = "not available"
 
     @property
     def ok(self) -> bool:
@@ -60,7 +61,7 @@ class StatusReport:
         )
 
 
-def gather_status(session: Session, vm: Vm, *, vm_name: str, vm_state: str, domain: str | None, keys: list[KeyAge] | None, inngest_url: str = commands.INNGEST_HEALTH_URL) -> StatusReport:
+def gather_status(session: Session, vm: Vm, *, vm_name: str, vm_state: str, domain: str | None, keys: list[KeyAge] | str, inngest_url: str = commands.INNGEST_HEALTH_URL) -> StatusReport:
     """Runs the read-only status commands over one session; a failing part is reported, not raised."""
     containers, containers_problem = None, ""
     ps = session.run(commands.container_states(vm), check=False)
@@ -88,7 +89,8 @@ def gather_status(session: Session, vm: Vm, *, vm_name: str, vm_state: str, doma
             release_problem = str(exc)
 
     certificate = _certificate(session, vm, domain) if domain else None
-    return StatusReport(vm_name, vm_state, containers, containers_problem, inngest, release, release_problem, certificate, keys)
+    key_list, keys_problem = (None, keys) if isinstance(keys, str) else (keys, "")
+    return StatusReport(vm_name, vm_state, containers, containers_problem, inngest, release, release_problem, certificate, key_list, keys_problem)
 
 
 def _certificate(session: Session, vm: Vm, domain: str) -> Certificate:
@@ -114,8 +116,13 @@ def _last_line(stderr: str, exit_status: int) -> str:
     return lines[-1] if lines else f"exit status {exit_status}"
 
 
+def _utc(moment: datetime) -> datetime:
+    # Secret Manager times may arrive naive; they are UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _age(now: datetime, then: datetime) -> str:
-    seconds = int((now - then).total_seconds())
+    seconds = int((now - _utc(then)).total_seconds())
     if seconds < 0:
         return "in the future"
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
@@ -152,7 +159,7 @@ def render_text(report: StatusReport, now: datetime) -> str:
         days = (report.certificate.expires - now).days
         rows.append(("TLS", f"{report.certificate.domain} expires {_when(report.certificate.expires)} (in {days} days)"))
     if report.keys is None:
-        rows.append(("keys", "not available"))
+        rows.append(("keys", report.keys_problem or "not available"))
     else:
         for index, key in enumerate(report.keys):
             rows.append(("keys" if index == 0 else "", f"{key.name} version {key.version}, created {_age(now, key.created)}"))
@@ -184,5 +191,6 @@ def to_json(report: StatusReport, now: datetime) -> dict[str, Any]:
         },
         "keys": None
         if report.keys is None
-        else [{"name": key.name, "version": key.version, "created": moment(key.created), "age_seconds": int((now - key.created).total_seconds())} for key in report.keys],
+        else [{"name": key.name, "version": key.version, "created": moment(_utc(key.created)), "age_seconds": int((now - _utc(key.created)).total_seconds())} for key in report.keys],
+        "keys_problem": report.keys_problem or None,
     }

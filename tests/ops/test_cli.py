@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from infra.ops import cli
-from infra.ops.reach import context_from_outputs, domain_from_outputs, pinned_host_keys
+from infra.ops.reach import context_from_outputs, domain_from_outputs, pinned_host_keys, secret_manager_key_ages
 from infra.remote.target import StackOutputsError
 
 OUTPUTS = {
@@ -97,3 +97,7 @@ def test_output_helpers():
     assert domain_from_outputs({"url": "https://app.example.com"}) == "app.example.com"
     assert domain_from_outputs({}) is None
     assert pinned_host_keys({"ssh_host_keys": f"{HOST_KEY}\n\nssh-rsa AAAAB3\n"}) == (HOST_KEY, "ssh-rsa AAAAB3")
+
+
+def test_key_ages_say_why_they_are_missing():
+    assert secret_manager_key_ages({"project": "acme-web-prod"}) == "not available (the stack has no secret_ids or project output)"

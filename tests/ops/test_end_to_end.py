@@ -24,6 +24,7 @@ from infra.ops import cli
 from infra.ops.audit import entry
 from infra.ops.commands import audit_append
 from infra.ops.reach import OpsContext
+from infra.ops.status import KeyAge
 from infra.remote import ssh
 from infra.remote.vm import Vm, VmPaths, VmTools
 from tests.support.fake_docker import FakeDocker
@@ -62,14 +63,14 @@ def vm(sshd, tmp_path):
     return fake, Vm(tools=VmTools(sudo=(), docker=(fake.executable,), curl=("curl",)), paths=VmPaths(root=str(sshd.root)))
 
 
-def context(sshd, vm: Vm, url: str, **target_overrides) -> OpsContext:
+def context(sshd, vm: Vm, url: str, key_ages=lambda: "not available (no Secret Manager in this test)", **target_overrides) -> OpsContext:
     return OpsContext(
         target=sshd.target(**target_overrides),
         vm=vm,
         vm_name="acme-vm",
         domain=DOMAIN,
         vm_state=lambda: "RUNNING",
-        key_ages=lambda: None,
+        key_ages=key_ages,
         inngest_url=url,
     )
 
@@ -129,7 +130,9 @@ def test_status_reports_everything_over_one_connection(sshd, vm, inngest_health,
     fake.set_health("app", "healthy")
     write_certificate(machine, datetime(2027, 2, 1, 10, 0, tzinfo=UTC))
 
-    code, out, err = run_cli(context(sshd, machine, inngest_health), ["status"], capsys)
+    # Secret Manager reports naive UTC times; the status must take them as UTC.
+    ages = [KeyAge("inngest-signing-key", "3", datetime(2026, 11, 14, 12, 0)), KeyAge("inngest-event-key", "1", datetime(2026, 9, 1, 12, 0))]
+    code, out, err = run_cli(context(sshd, machine, inngest_health, key_ages=lambda: ages), ["status"], capsys)
 
     assert (code, err) == (0, "")
     assert out == (
@@ -139,7 +142,8 @@ def test_status_reports_everything_over_one_connection(sshd, vm, inngest_health,
         "inngest     /health HTTP 200\n"
         "release     20261124-090000-ab12 (live since 2026-11-24 09:00 UTC, 3h ago)\n"
         "TLS         app.acme-example.com expires 2027-02-01 10:00 UTC (in 68 days)\n"
-        "keys        not available\n"
+        "keys        inngest-signing-key version 3, created 10d ago\n"
+        "            inngest-event-key version 1, created 84d ago\n"
     )
     assert ssh_stats.connections_opened == 1
     assert fake.compose_calls("ps")[-1][-4:] == ["ps", "--all", "--format", "json"]
@@ -159,6 +163,7 @@ def test_status_json_for_a_vm_with_nothing_deployed(sshd, vm, capsys):
     assert data["inngest"]["ok"] is False and data["inngest"]["detail"].startswith("not answering (curl: (7)")
     assert (data["release"], data["release_problem"]) == (None, "no release deployed yet")
     assert data["certificate"]["problem"].startswith("no certificate yet")
+    assert (data["keys"], data["keys_problem"]) == (None, "not available (no Secret Manager in this test)")
 
 
 def test_unhealthy_inngest_and_container_show_in_json(sshd, vm, inngest_health, capsys, monkeypatch):
