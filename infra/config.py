@@ -54,6 +54,7 @@ RESERVED_APP_ENV = frozenset(
         "INNGEST_SIGNING_KEY",
         "INNGEST_SIGNING_KEY_FALLBACK",
         "INNGEST_EVENT_KEY",
+        "INNGEST_SERVE_ORIGIN",
         "DATABASE_URL",
         "PORT",
     }

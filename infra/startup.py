@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import jinja2
+import yaml
 
 from infra import layout
 
@@ -18,9 +19,27 @@ COMPOSE_VERSION = "2.40.3-1~debian.12~bookworm"
 DAEMON_CONFIG = {
     # Containers keep running while dockerd restarts (e.g. an unattended security upgrade).
     "live-restore": True,
-    # Rotated local logs for anything that does not set its own driver.
-    "log-driver": "local",
+    # Rotated JSON files: the Ops Agent reads them and ships them to Cloud Logging. (The gcplogs
+    # driver would refuse to start a container whenever Cloud Logging is unreachable.)
+    "log-driver": "json-file",
     "log-opts": {"max-size": "10m", "max-file": "5"},
+}
+
+# The Ops Agent's log pipeline for container logs: Cloud Logging gets one entry per line.
+OPS_AGENT_CONFIG = {
+    "logging": {
+        "receivers": {
+            "docker_containers": {
+                "type": "files",
+                "include_paths": ["/var/lib/docker/containers/*/*-json.log"],
+                "record_log_file_path": True,
+            }
+        },
+        "processors": {
+            "docker_json": {"type": "parse_json", "time_key": "time", "time_format": "%Y-%m-%dT%H:%M:%S.%L%z"}
+        },
+        "service": {"pipelines": {"docker": {"receivers": ["docker_containers"], "processors": ["docker_json"]}}},
+    }
 }
 
 
@@ -48,6 +67,7 @@ def render_startup_script() -> str:
         docker_version=DOCKER_VERSION,
         compose_version=COMPOSE_VERSION,
         daemon_json=json.dumps(DAEMON_CONFIG, indent=2),
+        ops_agent_config=yaml.safe_dump(OPS_AGENT_CONFIG, sort_keys=False).rstrip("\n"),
         unit_name=layout.SYSTEMD_UNIT,
         unit=render_unit().rstrip("\n"),
     )

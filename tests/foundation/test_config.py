@@ -78,6 +78,7 @@ def test_defaults_suit_a_small_team():
         ("inngest-kit:sshVia", "telnet", "inngest-kit:sshVia: 'telnet' is not a way to reach the VM"),
         ("inngest-kit:sshUser", "Bad User", "inngest-kit:sshUser: 'Bad User' is not a POSIX user name"),
         ("inngest-kit:colour", "blue", "inngest-kit:colour: is not a known setting"),
+        ("inngest-kit:app", {"image": "ghcr.io/acme/web:1.0.0", "command": ["node"], "env": {"INNGEST_SERVE_ORIGIN": "x"}}, "inngest-kit:app.env.INNGEST_SERVE_ORIGIN: is set by the kit itself"),
     ],
 )
 def test_each_rule_names_the_setting_the_problem_and_a_fix(raw, key, value, expected):

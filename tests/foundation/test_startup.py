@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 
 import pytest
+import yaml
 
 from infra import layout
 from infra.startup import COMPOSE_VERSION, DOCKER_VERSION, render_startup_script, render_unit
@@ -43,3 +45,15 @@ def test_unit_brings_the_current_release_up_after_fetching_secrets():
     assert f"RequiresMountsFor={layout.DATA_MOUNT}" in unit
     assert "WantedBy=multi-user.target" in unit
     assert unit in render_startup_script()
+
+
+def test_container_logs_are_rotated_and_shipped_to_cloud_logging():
+    script = render_startup_script()
+    daemon = json.loads(script.split("/etc/docker/daemon.json <<'JSON'\n", 1)[1].split("\nJSON\n", 1)[0])
+    assert daemon["log-driver"] == "json-file"
+    assert daemon["log-opts"] == {"max-size": "10m", "max-file": "5"}
+    agent = yaml.safe_load(script.split("/etc/google-cloud-ops-agent/config.yaml <<'YAML'\n", 1)[1].split("\nYAML\n", 1)[0])
+    receiver = agent["logging"]["receivers"]["docker_containers"]
+    assert receiver["include_paths"] == ["/var/lib/docker/containers/*/*-json.log"]
+    assert agent["logging"]["service"]["pipelines"]["docker"]["receivers"] == ["docker_containers"]
+    assert "google-cloud-ops-agent" in script
