@@ -260,8 +260,6 @@ def _check_inputs(config: StackConfig, inputs: RenderInputs) -> None:
             "Fix: use letters, digits and . _ ~ / - in the path, e.g. /healthz."
         )
     for name, value in config.app.env.items():
-        if name == "INNGEST_SERVE_ORIGIN":
-            problems.append("inngest-kit:app.env.INNGEST_SERVE_ORIGIN: is set by the kit itself (the app's address on the internal network). Fix: remove it.")
         if "\x00" in value or value.endswith("\\") or "\\'" in value:
             problems.append(
                 f"inngest-kit:app.env.{name}: a backslash before a quote or at the end, or a NUL, cannot be written to a compose env file. "

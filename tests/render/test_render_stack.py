@@ -100,12 +100,6 @@ def test_health_path_that_a_shell_or_caddy_cannot_carry_is_refused():
         render_stack(config, inputs_for(config))
 
 
-def test_the_kit_owns_the_serve_origin():
-    config = config_with(env={"INNGEST_SERVE_ORIGIN": "https://elsewhere.example.com"})
-    with pytest.raises(RenderError, match="inngest-kit:app.env.INNGEST_SERVE_ORIGIN: is set by the kit itself"):
-        render_stack(config, inputs_for(config))
-
-
 def test_app_env_holds_the_kit_wiring_then_the_users_plain_env(config):
     lines = [line for line in render_app_env(config).splitlines() if line and not line.startswith("#")]
     assert lines == [
