@@ -18,6 +18,9 @@ from infra.components.network import Network, NetworkArgs
 from infra.components.secrets import Secrets, SecretsArgs
 from infra.components.vm import Vm, VmArgs, VmIdentity, VmIdentityArgs
 from infra.config import StackConfig
+from infra.deploy.provider import StackDeployment, StackDeploymentArgs
+from infra.remote.target import iap_proxy_command
+from infra.render import RenderInputs, SecretRef, render_stack
 from infra.startup import render_startup_script
 
 
@@ -30,6 +33,7 @@ class Stack:
     database: Database
     vm: Vm
     access: OperatorAccess
+    deployment: StackDeployment
     outputs: dict[str, pulumi.Input]
 
 
@@ -97,6 +101,7 @@ def build(config: StackConfig, app_secret_values: dict[str, pulumi.Input[str]]) 
         ),
         opts=after_apis(apis),
     )
+    deployment = _deployment(config, network, secrets, database, vm, access)
     outputs: dict[str, pulumi.Input] = {
         "project": config.project,
         "zone": config.zone,
@@ -111,5 +116,45 @@ def build(config: StackConfig, app_secret_values: dict[str, pulumi.Input[str]]) 
         "ssh_user": access.ssh_user,
         "ssh_via": config.ssh_via,
         "ssh_private_key": access.private_key,
+        "release_id": deployment.release_id,
     }
-    return Stack(apis, network, identity, secrets, database, vm, access, outputs)
+    return Stack(apis, network, identity, secrets, database, vm, access, deployment, outputs)
+
+
+def release_files(config: StackConfig, sql_private_ip: str, secret_ids: dict[str, str], initial_versions: dict[str, str]) -> dict[str, str]:
+    secrets = {logical: SecretRef(secret_ids[logical], initial_versions[logical]) for logical in secret_ids}
+    return render_stack(config, RenderInputs(project=config.project, sql_private_ip=sql_private_ip, secrets=secrets))
+
+
+def _deployment(config: StackConfig, network: Network, secrets: Secrets, database: Database, vm: Vm, access: OperatorAccess) -> StackDeployment:
+    """The Compose stack pushed over SSH. It waits for everything the running stack touches: the VM,
+    the database objects, the secrets the VM reads, and the deploy identity's key and roles."""
+    files = pulumi.Output.all(
+        database.private_ip, pulumi.Output.all(**secrets.secret_ids), pulumi.Output.all(**secrets.initial_versions)
+    ).apply(lambda values: release_files(config, values[0], values[1], values[2]))
+    via_iap = config.ssh_via == "iap"
+    vm_name = vm.instance.name
+    return StackDeployment(
+        "stack",
+        StackDeploymentArgs(
+            files=files,
+            host=vm_name if via_iap else network.address.address,
+            user=access.ssh_user,
+            private_key=access.private_key,
+            machine_id=vm.instance.instance_id,
+            host_key_source={"project": config.project, "zone": config.zone, "instance": vm_name},
+            proxy_command=vm_name.apply(lambda name: list(iap_proxy_command(name, config.zone, config.project))) if via_iap else None,
+        ),
+        opts=pulumi.ResourceOptions(
+            depends_on=[
+                vm.instance,
+                *database.databases.values(),
+                *database.users.values(),
+                *(m.accessor for m in secrets.managed.values()),
+                access.ssh_key,
+                access.os_admin,
+                access.tunnel,
+                access.act_as,
+            ]
+        ),
+    )

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from infra.plan.evaluate import PROJECT_ROOT, PlanInputError, evaluate
-from infra.plan.files import plan_files, write_files
+from infra.plan.files import write_files
 from infra.plan.table import format_plan
 
 EXIT_OK = 0
@@ -38,10 +38,8 @@ def run(args: argparse.Namespace) -> int:
         for problem in error.problems:
             print(f"  - {problem}", file=sys.stderr)
         return EXIT_BAD_CONFIG
-    files = plan_files(result)
-    result.document["files"] = files
     out = args.out or PROJECT_ROOT / "build" / args.stack
-    write_files(out, files)
+    write_files(out, result.document["files"])
     if args.json:
         json.dump(result.document, sys.stdout, indent=2, sort_keys=True)
         print()

@@ -17,7 +17,8 @@ import yaml
 
 from infra.config import NAMESPACE, ConfigError, StackConfig, parse_config
 from infra.plan.cost import estimate, load_prices
-from infra.plan.mocks import KNOWN_AFTER_DEPLOY, PlanMocks, RecordingMonitor, Registration
+from infra.plan.files import plan_files
+from infra.plan.mocks import UNKNOWN_VALUES, PlanMocks, RecordingMonitor, Registration
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROJECT_NAME = "inngest-kit"
@@ -93,7 +94,11 @@ def mask(value: Any) -> Any:
         return [mask(v) for v in value]
     if isinstance(value, float) and value.is_integer():
         return int(value)  # the engine carries every number as a double
-    if value is None or isinstance(value, (str, int, float, bool)):
+    if isinstance(value, str):
+        for stand_in, shown in UNKNOWN_VALUES.items():
+            value = value.replace(stand_in, shown)
+        return value
+    if value is None or isinstance(value, (int, float, bool)):
         return value
     return str(value)
 
@@ -136,11 +141,12 @@ def _run_program(stack, config, masked, secret_keys, app_secret_values) -> PlanR
     settings.SETTINGS.outputs.clear()
     _sync_await(pulumi.runtime.stack.run_pulumi_func(lambda: _sync_await(run())))
     outputs = _mask_outputs(holder, config)
+    resources = [_resource_entry(r) for r in monitor.registrations]
     document = {
         "stack": stack,
-        "resources": [_resource_entry(r) for r in monitor.registrations],
+        "resources": resources,
         "outputs": outputs,
-        "files": {},
+        "files": plan_files(resources),
         "cost": estimate(config, load_prices()),
     }
     return PlanResult(config=config, document=document, generated_secrets=list(mocks.generated_secrets))
@@ -150,8 +156,6 @@ def _mask_outputs(values: dict[str, tuple[bool, Any]], config: StackConfig) -> d
     outputs = {}
     for key, (is_secret, value) in sorted(values.items()):
         outputs[key] = SECRET if is_secret else mask(value)
-    if outputs.get("ssh_user_email") == KNOWN_AFTER_DEPLOY and not config.ssh_user:
-        outputs["ssh_user"] = KNOWN_AFTER_DEPLOY  # derived from the caller's identity at deploy time
     return outputs
 
 
@@ -162,7 +166,8 @@ def _resource_entry(r: Registration) -> dict[str, Any]:
         "name": r.name,
         "parent": r.parent,
         "depends_on": r.dependencies,
-        "inputs": mask(r.inputs),
+        # A dynamic resource carries its pickled provider: code, not a setting.
+        "inputs": mask({k: v for k, v in r.inputs.items() if k != "__provider"}),
         "options": {
             "custom": r.custom,
             "read_only": r.read,

@@ -13,6 +13,19 @@ from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
 
 KNOWN_AFTER_DEPLOY = "(known after deploy)"
+# Values only the cloud (or the caller's credentials) can tell. The program needs well-formed values
+# (the render checks addresses; the OS Login user name is derived from the email), so the mocks
+# answer with reserved documentation values (RFC 5737 addresses, the .invalid domain) and the plan
+# shows each of them, and whatever is derived from them, as unknown.
+EXTERNAL_IP = "192.0.2.253"
+PRIVATE_IP = "192.0.2.254"
+CALLER_EMAIL = "deployer@example.invalid"
+UNKNOWN_VALUES = {
+    EXTERNAL_IP: KNOWN_AFTER_DEPLOY,
+    PRIVATE_IP: KNOWN_AFTER_DEPLOY,
+    CALLER_EMAIL: KNOWN_AFTER_DEPLOY,
+    "deployer_example_invalid": KNOWN_AFTER_DEPLOY,  # its OS Login user name
+}
 
 
 @dataclass
@@ -95,10 +108,10 @@ class PlanMocks(pulumi.runtime.Mocks):
         project = inputs.get("project", self.project)
         t = args.typ
         if t == "gcp:compute/address:Address":
-            state["address"] = KNOWN_AFTER_DEPLOY
+            state["address"] = EXTERNAL_IP
         elif t == "gcp:sql/databaseInstance:DatabaseInstance":
             state["connectionName"] = f"{project}:{inputs.get('region', self.region)}:{name}"
-            state["privateIpAddress"] = KNOWN_AFTER_DEPLOY
+            state["privateIpAddress"] = PRIVATE_IP
         elif t == "gcp:serviceaccount/account:Account":
             email = f"{inputs['accountId']}@{project}.iam.gserviceaccount.com"
             state.update(email=email, name=f"projects/{project}/serviceAccounts/{email}")
@@ -118,11 +131,16 @@ class PlanMocks(pulumi.runtime.Mocks):
         elif t == "tls:index/privateKey:PrivateKey":
             state["privateKeyOpenssh"] = self._secret_value("-----BEGIN OPENSSH PRIVATE KEY-----\n" + random_source.token_hex(32))
             state["publicKeyOpenssh"] = KNOWN_AFTER_DEPLOY
+        elif t == "gcp:compute/instance:Instance":
+            state["instanceId"] = KNOWN_AFTER_DEPLOY
+        elif t.startswith("pulumi-python:dynamic"):
+            # The deploy's outputs come from the VM.
+            state.update(release_id=KNOWN_AFTER_DEPLOY, manifest=KNOWN_AFTER_DEPLOY)
         return f"{name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         if args.token == "gcp:organizations/getClientOpenIdUserInfo:getClientOpenIdUserInfo":
-            return {"email": KNOWN_AFTER_DEPLOY}
+            return {"email": CALLER_EMAIL}
         if args.token == "gcp:organizations/getProject:getProject":
             return {"number": KNOWN_AFTER_DEPLOY, "projectId": args.args.get("projectId", self.project)}
         return {}

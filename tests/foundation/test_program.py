@@ -11,6 +11,7 @@ from tests.foundation.plan_helpers import closure, example_raw, of_type, one
 FIREWALL = "gcp:compute/firewall:Firewall"
 SQL = "gcp:sql/databaseInstance:DatabaseInstance"
 INSTANCE = "gcp:compute/instance:Instance"
+DEPLOYMENT = "pulumi-python:dynamic/inngest-kit:StackDeployment"
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +170,7 @@ def test_cloud_sql_and_the_vm_are_created_in_parallel(plan):
 def test_only_the_database_objects_wait_for_the_database(plan):
     sql = one(plan, SQL, "pg")["urn"]
     waiting = {r["type"] for r in plan["resources"] if sql in closure(plan, r["urn"])}
-    assert waiting <= {"gcp:sql/database:Database", "gcp:sql/user:User", "inngest-kit:deploy:StackDeployment", "pulumi-python:dynamic:Resource"}
+    assert waiting == {"gcp:sql/database:Database", "gcp:sql/user:User", DEPLOYMENT}
 
 
 def test_outputs_are_complete_and_nothing_secret_is_plain(plan):
@@ -195,3 +196,44 @@ def test_adopt_mode_reads_the_instance_and_creates_only_databases_and_users(adop
         # Leaving the stack must not drop databases in an instance the stack does not own.
         assert resource["inputs"]["deletionPolicy"] == "ABANDON"
     assert adopted["outputs"]["sql_connection_name"] == "acme-web-prod:us-central1:shared-pg"
+
+
+def test_the_deploy_waits_for_the_vm_the_database_the_secrets_and_the_login(plan):
+    deployment = one(plan, DEPLOYMENT, "stack")
+    waits_for = closure(plan, deployment["urn"])
+    for type_, name in [
+        (INSTANCE, "vm"),
+        ("gcp:sql/user:User", "user-app"),
+        ("gcp:sql/user:User", "user-inngest"),
+        ("gcp:sql/database:Database", "db-inngest"),
+        ("gcp:secretmanager/secretIamMember:SecretIamMember", "inngest-signing-key-accessor"),
+        ("gcp:secretmanager/secretIamMember:SecretIamMember", "app-stripe-api-key-accessor"),
+        ("gcp:oslogin/sshPublicKey:SshPublicKey", "deploy-key"),
+        ("gcp:compute/instanceIAMMember:InstanceIAMMember", "os-admin-login"),
+        ("gcp:iap/tunnelInstanceIAMMember:TunnelInstanceIAMMember", "iap-tunnel"),
+    ]:
+        assert one(plan, type_, name)["urn"] in waits_for, name
+
+
+def test_the_deploy_goes_through_iap_and_verifies_the_host_key_from_guest_attributes(plan):
+    inputs = one(plan, DEPLOYMENT, "stack")["inputs"]
+    assert inputs["host"] == "acme-vm"
+    assert inputs["proxy_command"] == ["gcloud", "compute", "start-iap-tunnel", "acme-vm", "22", "--listen-on-stdin", "--zone", "us-central1-a", "--project", "acme-web-prod"]
+    assert inputs["host_key_source"] == {"instance": "acme-vm", "project": "acme-web-prod", "zone": "us-central1-a"}
+    assert inputs["private_key"] == SECRET
+    assert "host_keys" not in inputs or not inputs["host_keys"]
+
+
+def test_the_deploy_ships_exactly_the_rendered_release(plan):
+    files = one(plan, DEPLOYMENT, "stack")["inputs"]["files"]
+    assert {"docker-compose.yml", "Caddyfile", "fetch-secrets.sh", "start-inngest.sh"} <= set(files)
+    assert {path: plan["files"][path] for path in files} == files
+
+
+def test_direct_ssh_connects_to_the_external_address_without_a_proxy():
+    raw = example_raw()
+    raw["inngest-kit:sshVia"] = "direct"
+    document = evaluate("direct", raw=raw).document
+    inputs = one(document, DEPLOYMENT, "stack")["inputs"]
+    assert inputs["host"] == "(known after deploy)"  # the static external IP
+    assert not inputs.get("proxy_command")
