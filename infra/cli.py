@@ -8,6 +8,7 @@ import importlib
 # Each module has `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
 COMMAND_MODULES = (
     "infra.plan.cli",
+    "infra.ops.cli",
 )
 
 

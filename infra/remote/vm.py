@@ -46,6 +46,10 @@ class VmPaths:
         return self._at(layout.PREVIOUS_LINK)
 
     @property
+    def caddy_data(self) -> str:
+        return self._at(layout.CADDY_DATA_DIR)
+
+    @property
     def secrets(self) -> str:
         return self._at(layout.SECRETS_DIR)
 
