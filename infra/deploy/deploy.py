@@ -14,10 +14,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol
 
 from infra.deploy import health
 from infra.deploy.release import ReleasePlan, RestartedBy, manifest_document, parse_manifest, plan_release, sha256_hex
+from infra.ops.audit import entry as audit_entry
+from infra.ops.commands import audit_append
 from infra.remote import commands
 from infra.remote.commands import MANIFEST_FILE, VmEndpoints
 from infra.remote.ssh import RemoteCommandError
@@ -126,6 +129,7 @@ def deploy(
             raise _rolled_back(session_factory, session, context, plan, error) from error
         if plan.previous_release_id is not None:
             session.run(commands.switch_link(vm, vm.paths.release(plan.previous_release_id), vm.paths.previous), timeout=settings.command_timeout)
+        _audit(session, vm, "deploy", actor=owner, release=plan.release_id, previous=plan.previous_release_id, uploaded=list(uploaded), recreated=list(plan.recreate))
     return DeployResult(plan.release_id, plan.manifest, plan.previous_release_id, uploaded, plan.recreate, drift)
 
 
@@ -229,6 +233,14 @@ def _roll_back(session: RemoteSession, context: _Context, plan: ReleasePlan) -> 
     if plan.recreate:
         # The files compose cannot see changed back as well.
         session.run(commands.compose_recreate(vm, plan.recreate), timeout=settings.command_timeout)
+    _audit(session, vm, "deploy-rolled-back", failed=plan.release_id, release=plan.previous_release_id)
+
+
+def _audit(session: RemoteSession, vm: Vm, action: str, **fields) -> None:
+    """One line in the VM's audit log (`python -m infra audit`). Best effort: a full disk or a
+    missing directory must not fail a deploy that has already succeeded or rolled back."""
+    line = audit_entry(action, at=datetime.now(UTC), **fields)
+    session.run(audit_append(vm), stdin=line.encode(), check=False)
 
 
 def _rolled_back(session_factory: SessionFactory, session: RemoteSession, context: _Context, plan: ReleasePlan, error: Exception) -> DeployError:

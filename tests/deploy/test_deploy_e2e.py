@@ -4,11 +4,13 @@ on its side, the real curl against a loopback HTTP server, through the real SSH 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 from infra.deploy.deploy import DeployError, DeployState, deploy
 from infra.deploy.release import file_manifest, release_id_for
+from infra.ops.audit import parse_audit
 from infra.remote.ssh import HostKeyMismatch, connect
 from tests.deploy.support import EXECUTABLE_FILES, LocalSession, ProbeServer, fast_settings, restarted_by, stack_files, vm_for
 from tests.support.fake_docker import FakeDocker
@@ -76,6 +78,8 @@ def test_first_deploy_uploads_everything_brings_the_stack_up_and_syncs_over_one_
     assert (sshd.root / "secrets-fetched.log").read_text() == f"fetched {result.release_id}\n"
     assert probe.syncs() == 1 and ("GET", "/health") in probe.requests
     assert stand.stats.connections_opened == 1
+    [record] = parse_audit(Path(stand.vm.paths.audit_log).read_text())
+    assert (record["action"], record["release"], record["previous"]) == ("deploy", result.release_id, None)
 
 
 def test_changing_one_services_env_file_recreates_only_that_service(stand, sshd, fake):
@@ -110,6 +114,8 @@ def test_a_failed_health_check_rolls_back_to_the_previous_release(stand, sshd, f
     assert stand.current() == first.release_id
     assert fake.services()["app"]["config_hash"] == v1_app_hash  # the old app was brought back up
     assert stand.stats.connections_opened == 1
+    last = parse_audit(Path(stand.vm.paths.audit_log).read_text())[-1]
+    assert (last["action"], last["release"]) == ("deploy-rolled-back", first.release_id)
 
 
 def test_a_remote_failure_fails_the_update_with_the_remote_error_and_rolls_back(stand, sshd, fake, probe):
