@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from infra.keys import runner
 from infra.keys.durations import format_duration, parse_duration
 from infra.keys.model import KIT_SECRETS_READ, LiveVersions, VersionsFileError, resolve_versions_file, utc_now
-from infra.keys.plan import KINDS, PlanError, format_plan, plan_kind
+from infra.keys.plan import KINDS, ROTATION_MARKER, SECRETS_OF_KIND, PlanError, format_plan, plan_kind
 from infra.keys.status import DEFAULT_RETENTION, enabled_numbers, prunable, status_lines
 from infra.keys.store import SecretStore, SecretStoreError, clear_version_annotations
 from infra.keys.values import fingerprint
@@ -328,12 +328,19 @@ def run_rotate(args, env: Environment) -> int:
         if "db" in kinds:
             ctx.database = env.database_users(setup.outputs)
             ctx.sql_instance = str(setup.outputs["sql_connection_name"]).rsplit(":", 1)[-1]
+        scope = [logical for kind in kinds for logical in SECRETS_OF_KIND[kind]]
+        for logical in scope:
+            if ROTATION_MARKER not in secrets[logical].annotations:
+                setup.store.update(setup.secret_ids[logical], annotations={ROTATION_MARKER: str(secrets[logical].current)})
         for kind in kinds:
             env.out.write(f"== rotating {kind} ==\n")
-            outcome = runner.rotate(ctx, kind, grace=args.grace)
+            # The first kind's plan was shown above; a later kind starts from the state the earlier left.
+            outcome = runner.rotate(ctx, kind, grace=args.grace, announce=kind != kinds[0])
             env.out.write(f"{kind}: {outcome.value}\n")
             if outcome is not runner.Outcome.COMPLETED:
                 return OUTCOME_EXIT[outcome]
+        for logical in scope:
+            setup.store.update(setup.secret_ids[logical], annotations={ROTATION_MARKER: None})
         return EXIT_OK
     except Refused as error:
         return _refuse(env, error)
@@ -350,12 +357,8 @@ def run_rotate(args, env: Environment) -> int:
 
 
 def _read_live(setup: _Setup, env: Environment, secrets) -> tuple[LiveVersions | None, str | None]:
-    from infra.keys import vm_commands
-
     try:
-        exists = setup.link.run(vm_commands.versions_file_exists(env.vm), check=False)
-        text = setup.link.run(vm_commands.read_versions_file(env.vm)).stdout if exists.exit_status == 0 else None
-        return resolve_versions_file(text, secrets), None
+        return resolve_versions_file(runner.read_versions_text(setup.link, env.vm), secrets), None
     except VersionsFileError as error:
         return None, "versions file unreadable: " + "; ".join(error.problems)
     except Exception as error:
@@ -419,7 +422,8 @@ def run_prune(args, env: Environment) -> int:
             for number in numbers:
                 setup.store.destroy(secret_id, number)
                 env.out.write(f"  destroyed v{number} of {logical}\n")
-            setup.store.update(secret_id, annotations=clear_version_annotations(secrets[logical].annotations, numbers))
+            stale_aliases = {alias: None for alias, number in secrets[logical].aliases.items() if number in numbers}
+            setup.store.update(secret_id, aliases=stale_aliases, annotations=clear_version_annotations(secrets[logical].annotations, numbers))
         line = audit.entry("keys-prune", at=now, actor=operator, destroyed={k: v for k, v in doomed.items()})
         setup.link.run(ops_commands.audit_append(env.vm), stdin=line.encode())
         return EXIT_OK

@@ -24,6 +24,9 @@ SECRETS_OF_KIND = {
     "db": (naming.DB_APP_PASSWORD, naming.DB_INNGEST_PASSWORD),
 }
 GRACE_ANNOTATION = "kit-fallback-until"  # on the signing key's secret: when the app may drop the old key
+# Set on each secret of a command's scope when it starts (the `current` version then), removed when
+# the whole command completes: a rerun of `rotate db` or `rotate all` skips what it already rotated.
+ROTATION_MARKER = "kit-rotating-from"
 # Who uses each database password: Cloud SQL user and Compose service.
 DB_USERS = {
     naming.DB_APP_PASSWORD: (naming.APP_DB_USER, APP),
@@ -145,6 +148,15 @@ def _finishing(state: SecretState, live: int) -> tuple[int, bool] | None:
     return None
 
 
+def rotated_in_this_run(state: SecretState) -> bool:
+    """The secret was rotated since the command in progress began, and nothing of it remains to do."""
+    marker = state.annotations.get(ROTATION_MARKER, "")
+    current = state.current
+    if not marker.isdigit() or current is None or current <= int(marker):
+        return False
+    return _finishing(state, current) is None and state.pending_after(current) is None
+
+
 def _start(state: SecretState, old: int, kind: str, steps: list) -> int:
     """The version to bring in: one left by an interrupted run, or a new one (an AddVersion step)."""
     pending = state.pending_after(old)
@@ -160,6 +172,8 @@ def plan_signing(state: SecretState, live: VmVersions, *, now: datetime, grace: 
     aliases_moved = False
     if not fallback:
         finishing = _finishing(state, key)
+        if not finishing and key == state.current and rotated_in_this_run(state):
+            return []
         if finishing:
             (old, aliases_moved), new, stage = finishing, key, 3
         else:
@@ -192,11 +206,14 @@ def plan_signing(state: SecretState, live: VmVersions, *, now: datetime, grace: 
     ]
     for index, step in staged:
         if index == 3:
+            # The aliases move once the server signs with the new key, before the fallback goes.
             if not aliases_moved:
                 steps.append(MoveAliases(naming.SIGNING_KEY, new, old, until))
             if stage < 3:
                 steps.append(AwaitGrace(naming.SIGNING_KEY, until))
-        if index > stage or (index == stage and resume):
+        # Stage 2 is known only from the alias move, which follows the server's verified restart:
+        # nothing to repeat there.
+        if index > stage or (index == stage and resume and stage != 2):
             steps.append(step)
     steps.append(DisableVersion(naming.SIGNING_KEY, old))
     return steps
@@ -208,6 +225,8 @@ def plan_event(state: SecretState, live: VmVersions, *, resume: bool) -> list[St
     aliases_moved = False
     if server == (app,):
         finishing = _finishing(state, app)
+        if not finishing and app == state.current and rotated_in_this_run(state):
+            return []
         if finishing:
             (old, aliases_moved), new, stage = finishing, app, 3
         else:
@@ -234,7 +253,8 @@ def plan_event(state: SecretState, live: VmVersions, *, resume: bool) -> list[St
         (3, ApplyVersions(INNGEST, c3, c2, shown, "server accepts only the new event key")),
     ]
     for index, step in staged:
-        if index > stage or (index == stage and resume):
+        # Once the aliases moved, the last restart had been verified: nothing to repeat.
+        if index > stage or (index == stage and resume and not aliases_moved):
             steps.append(step)
     if not aliases_moved:
         steps.append(MoveAliases(naming.EVENT_KEY, new, old))
@@ -248,6 +268,8 @@ def plan_db(state: SecretState, *, resume: bool) -> list[Step]:
     in_use = state.current
     if in_use is None:
         raise PlanError(f"{state.logical} has no `current` alias and no version 1; run `pulumi up` to create it")
+    if rotated_in_this_run(state):
+        return []
     steps: list[Step] = []
     finishing = _finishing(state, in_use)
     if finishing and finishing[1]:

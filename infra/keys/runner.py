@@ -121,10 +121,20 @@ class RotationContext:
 
 def observe(ctx: RotationContext) -> tuple[dict[str, SecretState], LiveVersions]:
     secrets = {logical: ctx.store.observe(logical, ctx.secret_ids[logical]) for logical in KIT_SECRETS_READ if logical in ctx.secret_ids}
-    exists = ctx.link.run(vm_commands.versions_file_exists(ctx.vm), check=False)
-    text = ctx.link.run(vm_commands.read_versions_file(ctx.vm)).stdout if exists.exit_status == 0 else None
-    live = resolve_versions_file(text, secrets)
+    live = resolve_versions_file(read_versions_text(ctx.link, ctx.vm), secrets)
     return secrets, live
+
+
+def read_versions_text(link: VmLink, vm: Vm) -> str | None:
+    """The VM's versions file, or None when there is none yet."""
+    result = link.run(vm_commands.read_versions_file(vm), check=False)
+    if result.exit_status == 0:
+        return result.stdout
+    if "No such file" in result.stderr:
+        return None
+    from infra.remote.ssh import RemoteCommandError
+
+    raise RemoteCommandError(vm_commands.read_versions_file(vm), result.exit_status, result.stderr)
 
 
 # --- executing ------------------------------------------------------------------------------------
@@ -262,8 +272,11 @@ def _log(ctx: RotationContext, kind: str, outcome: Outcome, detail: str) -> None
         ctx.say(f"warning: the audit line could not be appended on the VM ({_explain(error)})")
 
 
-def rotate(ctx: RotationContext, kind: str, *, grace: timedelta) -> Outcome:
-    """Rotates one kind of key from wherever the last run stopped. Raises RefusedState before any change."""
+def rotate(ctx: RotationContext, kind: str, *, grace: timedelta, announce: bool = False) -> Outcome:
+    """Rotates one kind of key from wherever the last run stopped. Raises RefusedState before any change.
+
+    `announce` prints the plan first (the CLI has already shown it when it asked for confirmation).
+    """
     resume = True
     for _ in range(MAX_PLANS):
         secrets, live = observe(ctx)
@@ -271,9 +284,10 @@ def rotate(ctx: RotationContext, kind: str, *, grace: timedelta) -> Outcome:
         if broken:
             raise RefusedState("the VM's versions file names versions it cannot read: " + "; ".join(broken))
         steps = plan_kind(kind, secrets, live.versions, now=ctx.clock(), grace=grace, resume=resume)
+        if announce or not resume:
+            for line in format_plan(kind, steps, ctx.clock()):
+                ctx.say(line)
         resume = False
-        for line in format_plan(kind, steps, ctx.clock()):
-            ctx.say(line)
         replan = False
         for number, step in enumerate(steps, 1):
             ctx.say(f"[{number}/{len(steps)}] {step.describe()}")

@@ -96,8 +96,11 @@ def disabled_since(state: SecretState, number: int) -> datetime | None:
 
 
 def prunable(state: SecretState, live: LiveVersions | None, now: datetime, retention: timedelta) -> list[int]:
-    """Disabled versions past the retention that nothing names: not the VM's file, not an alias."""
-    in_use = set(live_slots(state.logical, live, state)) | set(state.aliases.values())
+    """Disabled versions past the retention that the VM does not read (its file, or `current`).
+
+    A `previous` alias on such a version is only a record of the last rotation; prune removes it.
+    """
+    in_use = set(live_slots(state.logical, live, state)) | {state.current}
     found = []
     for version in state.versions:
         if version.state != DISABLED or version.number in in_use:

@@ -24,12 +24,9 @@ def versions_file(vm: Vm) -> str:
     return f"{vm.paths.data}/{VERSIONS_FILE_NAME}"
 
 
-def versions_file_exists(vm: Vm) -> list[str]:
-    return [*vm.tools.sudo, "test", "-e", versions_file(vm)]
-
-
 def read_versions_file(vm: Vm) -> list[str]:
-    return [*vm.tools.sudo, "cat", versions_file(vm)]
+    """Fails with "No such file" when there is none yet: the caller reads that as "all `current`"."""
+    return [*vm.tools.sudo, "env", "LC_ALL=C", "cat", "--", versions_file(vm)]  # C: the message is matched
 
 
 def write_versions_file(vm: Vm) -> list[list[str]]:
