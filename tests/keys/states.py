@@ -1,0 +1,24 @@
+"""Builders of observed Secret Manager states for the pure planner tests."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from infra import naming
+from infra.keys.model import SecretState, VersionInfo
+
+T0 = datetime(2026, 11, 1, 12, 0, 0)
+
+
+def secret(logical: str, states: dict[int, str], aliases: dict[str, int] | None = None, annotations: dict[str, str] | None = None, **extra) -> SecretState:
+    versions = tuple(VersionInfo(number, state, T0 + timedelta(days=number)) for number, state in sorted(states.items(), reverse=True))
+    return SecretState(logical, f"acme-{logical}", versions, dict(aliases or {}), dict(annotations or {}), **extra)
+
+
+def fresh_secrets() -> dict[str, SecretState]:
+    """As Pulumi leaves them: one enabled version each, no alias."""
+    return {logical: secret(logical, {1: "ENABLED"}) for logical in naming.KIT_SECRETS}
+
+
+def files(signing=(1,), fallback=(), event=(1,), event_keys=(1,)) -> dict[str, tuple[int, ...]]:
+    return {"INNGEST_SIGNING_KEY": tuple(signing), "INNGEST_SIGNING_KEY_FALLBACK": tuple(fallback), "INNGEST_EVENT_KEY": tuple(event), "INNGEST_EVENT_KEYS": tuple(event_keys)}

@@ -1,0 +1,201 @@
+"""The planner: exact steps from each observable state, so a rerun resumes and a dry run shows the truth."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from infra import naming
+from infra.keys.plan import (
+    AddVersion,
+    ApplyVersions,
+    AwaitGrace,
+    DisableVersion,
+    MoveAliases,
+    PlanError,
+    SwitchDatabasePassword,
+    format_plan,
+    plan_kind,
+)
+from tests.keys.states import files, fresh_secrets, secret
+
+NOW = datetime(2026, 11, 24, 12, 0, 0)
+GRACE = timedelta(minutes=5)
+SIGNING, EVENT = naming.SIGNING_KEY, naming.EVENT_KEY
+
+
+def plan(kind, secrets, live, resume=True):
+    return plan_kind(kind, secrets, live, now=NOW, grace=GRACE, resume=resume)
+
+
+def shape(steps):
+    """Each step as (type, service or logical, the slots it sets)."""
+    out = []
+    for step in steps:
+        if isinstance(step, ApplyVersions):
+            out.append(("apply", step.service, {name: step.versions[name] for name in step.shown}))
+        elif isinstance(step, AddVersion):
+            out.append(("add", step.logical, step.predicted))
+        elif isinstance(step, MoveAliases):
+            out.append(("aliases", step.logical, (step.current, step.previous)))
+        elif isinstance(step, AwaitGrace):
+            out.append(("grace", step.logical, step.until))
+        elif isinstance(step, DisableVersion):
+            out.append(("disable", step.logical, step.number))
+        elif isinstance(step, SwitchDatabasePassword):
+            out.append(("switch", step.user, step.new))
+    return out
+
+
+SIGN_C1 = {"INNGEST_SIGNING_KEY": (2,), "INNGEST_SIGNING_KEY_FALLBACK": (1,)}
+SIGN_C3 = {"INNGEST_SIGNING_KEY": (2,), "INNGEST_SIGNING_KEY_FALLBACK": ()}
+
+
+def test_signing_from_scratch_app_first_then_server_then_the_fallback_goes():
+    assert shape(plan("signing", fresh_secrets(), files())) == [
+        ("add", SIGNING, 2),
+        ("apply", "app", SIGN_C1),
+        ("apply", "inngest", SIGN_C1),
+        ("aliases", SIGNING, (2, 1)),
+        ("grace", SIGNING, NOW + GRACE),
+        ("apply", "app", SIGN_C3),
+        ("disable", SIGNING, 1),
+    ]
+
+
+def test_signing_adopts_a_version_left_by_an_interrupted_run():
+    secrets = fresh_secrets()
+    secrets[SIGNING] = secret(SIGNING, {1: "ENABLED", 2: "ENABLED"})
+
+    steps = shape(plan("signing", secrets, files()))
+
+    assert steps[0] == ("apply", "app", SIGN_C1)
+    assert not any(kind == "add" for kind, _, _ in steps)
+
+
+def test_signing_rerun_after_the_app_switched_repeats_the_apps_restart_first():
+    secrets = fresh_secrets()
+    secrets[SIGNING] = secret(SIGNING, {1: "ENABLED", 2: "ENABLED"})
+    live = files(signing=(2,), fallback=(1,))
+
+    resumed = shape(plan("signing", secrets, live, resume=True))
+    continued = shape(plan("signing", secrets, live, resume=False))
+
+    assert resumed[:2] == [("apply", "app", SIGN_C1), ("apply", "inngest", SIGN_C1)]
+    assert continued[0] == ("apply", "inngest", SIGN_C1)
+
+
+def test_signing_in_its_grace_period_waits_for_the_recorded_deadline():
+    deadline = datetime(2026, 11, 25, 12, 0, 0)
+    secrets = fresh_secrets()
+    secrets[SIGNING] = secret(SIGNING, {1: "ENABLED", 2: "ENABLED"}, {"current": 2, "previous": 1}, {"kit-fallback-until": deadline.isoformat()})
+
+    assert shape(plan("signing", secrets, files(signing=(2,), fallback=(1,)))) == [
+        ("grace", SIGNING, deadline),
+        ("apply", "app", SIGN_C3),
+        ("disable", SIGNING, 1),
+    ]
+
+
+def test_signing_after_the_fallback_went_only_disables_the_old_version():
+    secrets = fresh_secrets()
+    secrets[SIGNING] = secret(SIGNING, {1: "ENABLED", 2: "ENABLED"}, {"current": 2, "previous": 1})
+
+    assert shape(plan("signing", secrets, files(signing=(2,)), resume=False)) == [("disable", SIGNING, 1)]
+    assert shape(plan("signing", secrets, files(signing=(2,)), resume=True)) == [("apply", "app", SIGN_C3), ("disable", SIGNING, 1)]
+
+
+def test_a_settled_signing_key_starts_a_new_rotation():
+    secrets = fresh_secrets()
+    secrets[SIGNING] = secret(SIGNING, {1: "DISABLED", 2: "ENABLED"}, {"current": 2, "previous": 1})
+
+    steps = shape(plan("signing", secrets, files(signing=(2,))))
+
+    assert steps[0] == ("add", SIGNING, 3) and steps[-1] == ("disable", SIGNING, 2)
+
+
+def test_the_server_steps_rollback_puts_it_back_on_the_old_key():
+    server_step = plan("signing", fresh_secrets(), files())[2]
+
+    undo = server_step.rollback()
+
+    assert undo.service == "inngest"
+    assert undo.versions["INNGEST_SIGNING_KEY"] == (1,) and undo.versions["INNGEST_SIGNING_KEY_FALLBACK"] == ()
+
+
+def test_a_signing_key_that_is_its_own_fallback_is_refused():
+    with pytest.raises(PlanError, match="both the signing key and its fallback"):
+        plan("signing", fresh_secrets(), files(signing=(1,), fallback=(1,)))
+
+
+def test_event_from_scratch_server_takes_both_then_app_then_server_drops_the_old():
+    assert shape(plan("event", fresh_secrets(), files())) == [
+        ("add", EVENT, 2),
+        ("apply", "inngest", {"INNGEST_EVENT_KEY": (1,), "INNGEST_EVENT_KEYS": (1, 2)}),
+        ("apply", "app", {"INNGEST_EVENT_KEY": (2,), "INNGEST_EVENT_KEYS": (1, 2)}),
+        ("apply", "inngest", {"INNGEST_EVENT_KEY": (2,), "INNGEST_EVENT_KEYS": (2,)}),
+        ("aliases", EVENT, (2, 1)),
+        ("disable", EVENT, 1),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("live", "first"),
+    [
+        (files(event=(1,), event_keys=(1, 2)), ("apply", "inngest", {"INNGEST_EVENT_KEY": (1,), "INNGEST_EVENT_KEYS": (1, 2)})),
+        (files(event=(2,), event_keys=(1, 2)), ("apply", "app", {"INNGEST_EVENT_KEY": (2,), "INNGEST_EVENT_KEYS": (1, 2)})),
+        (files(event=(2,), event_keys=(2,)), ("apply", "inngest", {"INNGEST_EVENT_KEY": (2,), "INNGEST_EVENT_KEYS": (2,)})),
+    ],
+)
+def test_event_rerun_repeats_the_last_restart_and_continues(live, first):
+    secrets = fresh_secrets()
+    secrets[EVENT] = secret(EVENT, {1: "ENABLED", 2: "ENABLED"})
+
+    steps = shape(plan("event", secrets, live))
+
+    assert steps[0] == first
+    assert steps[-2:] == [("aliases", EVENT, (2, 1)), ("disable", EVENT, 1)]
+
+
+def test_event_key_the_server_would_reject_is_refused():
+    with pytest.raises(PlanError, match="includes the app's INNGEST_EVENT_KEY"):
+        plan("event", fresh_secrets(), files(event=(3,), event_keys=(1,)))
+
+
+def test_db_sets_cloud_sql_moves_the_alias_and_restarts_one_service_at_a_time():
+    steps = plan("db", fresh_secrets(), files())
+
+    assert shape(steps) == [
+        ("add", naming.DB_APP_PASSWORD, 2),
+        ("switch", "app", 2),
+        ("disable", naming.DB_APP_PASSWORD, 1),
+        ("add", naming.DB_INNGEST_PASSWORD, 2),
+        ("switch", "inngest", 2),
+        ("disable", naming.DB_INNGEST_PASSWORD, 1),
+    ]
+    switch = steps[1]
+    assert switch.service == "app" and switch.aliases == {"current": 2, "previous": 1}
+    assert switch.rollback().new == 1 and switch.rollback().aliases == {"current": 1, "previous": None}
+
+
+def test_db_rerun_after_the_alias_moved_repeats_the_restart_and_skips_what_this_command_finished():
+    secrets = fresh_secrets()
+    secrets[naming.DB_APP_PASSWORD] = secret(naming.DB_APP_PASSWORD, {1: "DISABLED", 2: "ENABLED"}, {"current": 2, "previous": 1}, {"kit-rotating-from": "1"})
+    secrets[naming.DB_INNGEST_PASSWORD] = secret(naming.DB_INNGEST_PASSWORD, {1: "ENABLED", 2: "ENABLED"}, {"current": 2, "previous": 1}, {"kit-rotating-from": "1"})
+
+    assert shape(plan("db", secrets, files(), resume=True)) == [("switch", "inngest", 2), ("disable", naming.DB_INNGEST_PASSWORD, 1)]
+    assert shape(plan("db", secrets, files(), resume=False)) == [("disable", naming.DB_INNGEST_PASSWORD, 1)]
+
+
+def test_unknown_kind_is_refused():
+    with pytest.raises(PlanError, match="unknown key kind 'tls'"):
+        plan("tls", fresh_secrets(), files())
+
+
+def test_the_printed_plan_numbers_steps_and_says_how_long_the_grace_is():
+    lines = format_plan("signing", plan("signing", fresh_secrets(), files()), NOW)
+
+    assert lines[0] == "signing: 7 step(s)"
+    assert lines[1] == "  1. add v2 of inngest-signing-key: a new signing value"
+    assert lines[5].endswith("(5m from now)")
