@@ -84,13 +84,14 @@ class SwitchDatabasePassword:
     new: int
     aliases: Mapping[str, int | None]  # the secret's current/previous after the switch
     restore_aliases: Mapping[str, int | None]
+    versions: VmVersions  # the VM's versions file, unchanged: written again so the restart reads what it names
 
     def describe(self) -> str:
         return f"set Cloud SQL user {self.user!r} to v{self.new} of {self.logical}, point {naming.CURRENT_ALIAS} at it, restart {self.service}, verify"
 
     def rollback(self) -> SwitchDatabasePassword:
         old = self.restore_aliases[naming.CURRENT_ALIAS]
-        return SwitchDatabasePassword(self.logical, self.user, self.service, old, self.restore_aliases, self.restore_aliases)
+        return SwitchDatabasePassword(self.logical, self.user, self.service, old, self.restore_aliases, self.restore_aliases, self.versions)
 
 
 @dataclass(frozen=True)
@@ -262,7 +263,7 @@ def plan_event(state: SecretState, live: VmVersions, *, resume: bool) -> list[St
     return steps
 
 
-def plan_db(state: SecretState, *, resume: bool) -> list[Step]:
+def plan_db(state: SecretState, live: VmVersions, *, resume: bool) -> list[Step]:
     """The VM reads database passwords through `current`, so the alias move is part of the switch."""
     user, service = DB_USERS[state.logical]
     in_use = state.current
@@ -283,7 +284,7 @@ def plan_db(state: SecretState, *, resume: bool) -> list[Step]:
         restore = {naming.CURRENT_ALIAS: old, naming.PREVIOUS_ALIAS: state.previous}
     if switch:
         aliases = {naming.CURRENT_ALIAS: new, naming.PREVIOUS_ALIAS: old}
-        steps.append(SwitchDatabasePassword(state.logical, user, service, new, aliases, restore))
+        steps.append(SwitchDatabasePassword(state.logical, user, service, new, aliases, restore, dict(live)))
     steps.append(DisableVersion(state.logical, old))
     return steps
 
@@ -295,7 +296,7 @@ def plan_kind(kind: str, secrets: Mapping[str, SecretState], live: VmVersions, *
     if kind == "event":
         return plan_event(secrets[naming.EVENT_KEY], live, resume=resume)
     if kind == "db":
-        return [step for logical in SECRETS_OF_KIND["db"] for step in plan_db(secrets[logical], resume=resume)]
+        return [step for logical in SECRETS_OF_KIND["db"] for step in plan_db(secrets[logical], live, resume=resume)]
     raise PlanError(f"unknown key kind {kind!r}; use one of {', '.join(KINDS)}")
 
 

@@ -149,15 +149,8 @@ def _audit_annotations(ctx: RotationContext, number: int, event: str) -> dict[st
     }
 
 
-def _write_versions(ctx: RotationContext, versions) -> None:
-    write, rename = vm_commands.write_versions_file(ctx.vm)
-    ctx.link.run(write, stdin=render_versions_file(versions).encode())
-    ctx.link.run(rename)
-
-
-def _restart(ctx: RotationContext, service: str, check_sync: bool) -> None:
-    ctx.link.run(vm_commands.fetch_secrets(ctx.vm, service))
-    ctx.link.run(vm_commands.recreate_service(ctx.vm, service))
+def _apply(ctx: RotationContext, versions, service: str, check_sync: bool) -> None:
+    ctx.link.run(vm_commands.apply_versions(ctx.vm, service), stdin=render_versions_file(versions).encode())
     verify(ctx, service, check_sync)
 
 
@@ -206,15 +199,14 @@ def execute(ctx: RotationContext, step: Step) -> int | None:
         store.update(ids[step.logical], annotations=_audit_annotations(ctx, number, "created"))
         return number
     if isinstance(step, ApplyVersions):
-        _write_versions(ctx, step.versions)
-        _restart(ctx, step.service, step.check_sync)
+        _apply(ctx, step.versions, step.service, step.check_sync)
     elif isinstance(step, SwitchDatabasePassword):
         if ctx.database is None or not ctx.sql_instance:
             raise RefusedState("no Cloud SQL instance is known (stack output sql_connection_name); cannot change a database password")
         password = store.access(ids[step.logical], step.new)
         ctx.database.set_password(ctx.sql_instance, step.user, password)
         store.update(ids[step.logical], aliases=step.aliases)
-        _restart(ctx, step.service, check_sync=True)
+        _apply(ctx, step.versions, step.service, check_sync=True)
     elif isinstance(step, MoveAliases):
         annotations = None
         if step.logical == naming.SIGNING_KEY:

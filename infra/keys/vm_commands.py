@@ -29,20 +29,24 @@ def read_versions_file(vm: Vm) -> list[str]:
     return [*vm.tools.sudo, "env", "LC_ALL=C", "cat", "--", versions_file(vm)]  # C: the message is matched
 
 
-def write_versions_file(vm: Vm) -> list[list[str]]:
-    """Two commands: the text goes to a temporary file on stdin of the first, then a rename makes it atomic."""
-    temporary = versions_file(vm) + ".new"
-    return [[*vm.tools.sudo, "tee", temporary], [*vm.tools.sudo, "mv", "-f", temporary, versions_file(vm)]]
+# Writes the versions file from stdin (a temporary file, then a rename: fetch-secrets.sh never sees
+# half a file), fetches one service's secrets, recreates that service. One command, so one round trip
+# through IAP; a constant script with every value a positional parameter.
+APPLY_SCRIPT = """set -eu
+file=$1 fetch=$2 service=$3
+shift 3
+cat >"$file.new"
+mv -f "$file.new" "$file"
+"$fetch" "$service"
+"$@" up -d --force-recreate --no-deps "$service"
+"""
 
 
-def fetch_secrets(vm: Vm, service: str) -> list[str]:
-    return [*vm.tools.sudo, f"{vm.paths.current}/{FETCH_SECRETS}", service]
-
-
-def recreate_service(vm: Vm, service: str) -> list[str]:
-    # --force-recreate: the compose file is unchanged, only the secret files under it are new.
-    # --no-deps: restart this one service, never its neighbours.
-    return compose(vm, "up", "-d", "--force-recreate", "--no-deps", service)
+def apply_versions(vm: Vm, service: str) -> list[str]:
+    """Send the new versions file as stdin. --force-recreate: the compose model is unchanged, only the
+    secret files under it are new; --no-deps: restart this one service, never its neighbours."""
+    compose_prefix = compose(vm)
+    return [*vm.tools.sudo, "sh", "-c", APPLY_SCRIPT, "apply-versions", versions_file(vm), f"{vm.paths.current}/{FETCH_SECRETS}", service, *compose_prefix]
 
 
 def service_status(vm: Vm) -> list[str]:

@@ -8,13 +8,15 @@ invariants are asserted on every moment of it, not only at the end.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
+from google.protobuf import field_mask_pb2
 
 from infra import naming
-from tests.support.keys_stack import PROJECT, SECRET_IDS
 
 SIGNING, EVENT = naming.SIGNING_KEY, naming.EVENT_KEY
 DB_APP, DB_INNGEST = naming.DB_APP_PASSWORD, naming.DB_INNGEST_PASSWORD
@@ -318,46 +320,67 @@ def test_without_a_terminal_or_yes_nothing_happens(keys_stack, monkeypatch):
 # --- status and prune ------------------------------------------------------------------------------
 
 
-def test_status_shows_versions_fingerprints_what_the_vm_reads_and_the_due_date(keys_stack):
-    from google.protobuf import field_mask_pb2
-
-    assert keys_stack.run("rotate", "event", "--stack", "dev", "--yes") == 0
-    client = keys_stack.sm.client()
+def arrange_rotated_event_key(stack, disabled_at: str) -> None:
+    """The state a completed event-key rotation leaves, made directly (a rotation is tested above)."""
+    client = stack.sm.client()
+    name = stack.secret_name(EVENT)
+    client.add_secret_version(parent=name, payload={"data": b"SecondEventKey0123456789abcdefghijklmnopq"})
+    client.disable_secret_version(name=f"{name}/versions/1")
     client.update_secret(
-        secret={"name": f"projects/{PROJECT}/secrets/{SECRET_IDS[SIGNING]}", "rotation": {"next_rotation_time": datetime(2027, 2, 1), "rotation_period": timedelta(days=90)}},
+        secret={"name": name, "version_aliases": {"current": 2, "previous": 1}, "annotations": {"kit-v1-disabled-at": disabled_at, "kit-v2-created-by": "ops@acme-example.com"}},
+        update_mask=field_mask_pb2.FieldMask(paths=["version_aliases", "annotations"]),
+    )
+    versions_file = Path(stack.vm.paths.data) / "secret-versions.env"
+    versions_file.write_text("INNGEST_SIGNING_KEY=1\nINNGEST_SIGNING_KEY_FALLBACK=\nINNGEST_EVENT_KEY=2\nINNGEST_EVENT_KEYS=2\n")
+
+
+def test_status_shows_versions_fingerprints_what_the_vm_reads_and_the_due_date(keys_stack):
+    arrange_rotated_event_key(keys_stack, "2026-11-20T12:00:00Z")
+    keys_stack.sm.client().update_secret(
+        secret={"name": keys_stack.secret_name(SIGNING), "rotation": {"next_rotation_time": datetime(2027, 2, 1), "rotation_period": timedelta(days=90)}},
         update_mask=field_mask_pb2.FieldMask(paths=["rotation"]),
     )
-    keys_stack.stdout.truncate(0)
-    keys_stack.stdout.seek(0)
     keys_stack.clock = lambda: datetime(2026, 12, 1)
 
     assert keys_stack.run("status", "--stack", "dev") == 0
 
     out = keys_stack.stdout.getvalue()
-    assert f"sha256 {fp(keys_stack.value(EVENT, 2))}" in out
+    signing_block = out[out.index("inngest-signing-key"):out.index("inngest-event-key")]
     event_block = out[out.index("inngest-event-key"):out.index("db-app-password")]
-    assert "v2" in event_block and "alias current" in event_block and "live: INNGEST_EVENT_KEY, INNGEST_EVENT_KEYS" in event_block
-    assert "v1    DISABLED" in event_block
-    assert "rotation due 2027-02-01 00:00 UTC (in 62d), every 90d" in out
-    assert "rotation not scheduled" in out
+    assert re.search(rf"v2 +ENABLED +age \S+ +sha256 {fp(keys_stack.value(EVENT, 2))} +alias current +live: INNGEST_EVENT_KEY, INNGEST_EVENT_KEYS", event_block)
+    assert re.search(r"v1 +DISABLED +age \S+ +sha256 - +alias previous$", event_block, re.MULTILINE)
+    assert re.search(rf"v1 +ENABLED .*sha256 {fp(keys_stack.value(SIGNING, 1))} +live: INNGEST_SIGNING_KEY$", signing_block, re.MULTILINE)
+    assert "rotation due 2027-02-01 00:00 UTC (in 62d), every 90d" in signing_block
+    assert "rotation not scheduled" in event_block
+    assert "live: app (via current)" in out
     assert_nothing_secret_leaked(keys_stack)
 
 
 def test_prune_destroys_only_disabled_unused_versions_past_retention(keys_stack):
-    assert keys_stack.run("rotate", "event", "--stack", "dev", "--yes") == 0
-    keys_stack.clock = lambda: datetime.utcnow() + timedelta(days=10)
+    arrange_rotated_event_key(keys_stack, "2026-11-20T12:00:00Z")
+    keys_stack.clock = lambda: datetime(2026, 12, 10)
     assert keys_stack.run("prune", "--stack", "dev", "--yes") == 0
     assert "nothing to prune" in keys_stack.stdout.getvalue()
-    assert keys_stack.states(EVENT) == {1: "DISABLED", 2: "ENABLED"}
 
-    keys_stack.clock = lambda: datetime.utcnow() + timedelta(days=31)
+    keys_stack.clock = lambda: datetime(2026, 12, 21)
     assert keys_stack.run("prune", "--stack", "dev", "--dry-run") == 0
-    assert keys_stack.states(EVENT)[1] == "DISABLED"
+    assert "inngest-event-key: destroy v1" in keys_stack.stdout.getvalue()
+    assert keys_stack.states(EVENT) == {1: "DISABLED", 2: "ENABLED"}
 
     assert keys_stack.run("prune", "--stack", "dev", "--yes") == 0, keys_stack.output()
     assert keys_stack.states(EVENT) == {1: "DESTROYED", 2: "ENABLED"}
     assert keys_stack.value(EVENT, 1) is None
     assert keys_stack.aliases(EVENT) == {"current": 2}, "an alias still names the destroyed version"
-    assert not any(key.startswith("kit-v1-") for key in keys_stack.annotations(EVENT))
+    assert set(keys_stack.annotations(EVENT)) == {"kit-v2-created-by"}
     assert keys_stack.audit_lines()[-1]["action"] == "keys-prune"
-    assert keys_stack.states(SIGNING) == {1: "ENABLED"}, "prune touched a version in use"
+    for logical in (SIGNING, DB_APP, DB_INNGEST):
+        assert keys_stack.states(logical) == {1: "ENABLED"}, "prune touched a version in use"
+
+
+def test_prune_never_destroys_what_the_vms_file_still_names(keys_stack):
+    arrange_rotated_event_key(keys_stack, "2026-01-01T00:00:00Z")
+    (Path(keys_stack.vm.paths.data) / "secret-versions.env").write_text("INNGEST_EVENT_KEY=2\nINNGEST_EVENT_KEYS=1,2\n")
+    keys_stack.clock = lambda: datetime(2026, 12, 21)
+
+    assert keys_stack.run("prune", "--stack", "dev", "--yes") == 0
+    assert keys_stack.states(EVENT)[1] == "DISABLED"

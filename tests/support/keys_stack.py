@@ -298,7 +298,7 @@ def build_stack(sshd, work: Path) -> KeysStack:
 
         stack_ref: dict = {}
         server = _AccessSidecar(("127.0.0.1", 0), _access_handler(stack_ref))
-        threading.Thread(target=server.serve_forever, name="keys-sidecar", daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="keys-sidecar", daemon=True).start()
         port = server.server_address[1]
 
         root = Path(sshd.root)
