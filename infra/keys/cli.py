@@ -314,8 +314,12 @@ def run_rotate(args, env: Environment) -> int:
         poll_interval=env.poll_interval,
     )
     try:
-        secrets, live = runner.observe(ctx)
-        plans = {kind: plan_kind(kind, secrets, live.versions, now=env.clock(), grace=args.grace, resume=True) for kind in kinds}
+        observation = runner.observe(ctx)
+        secrets, live, vm_state = observation
+        plans = {
+            kind: plan_kind(kind, secrets, live.versions, now=env.clock(), grace=args.grace, resume=not runner.ended_cleanly(vm_state, kind))
+            for kind in kinds
+        }
         for kind, steps in plans.items():
             for line in format_plan(kind, steps, env.clock()):
                 env.out.write(line + "\n")
@@ -335,7 +339,8 @@ def run_rotate(args, env: Environment) -> int:
         for kind in kinds:
             env.out.write(f"== rotating {kind} ==\n")
             # The first kind's plan was shown above; a later kind starts from the state the earlier left.
-            outcome = runner.rotate(ctx, kind, grace=args.grace, announce=kind != kinds[0])
+            first = kind == kinds[0]
+            outcome = runner.rotate(ctx, kind, grace=args.grace, announce=not first, observed=observation if first else None)
             env.out.write(f"{kind}: {outcome.value}\n")
             if outcome is not runner.Outcome.COMPLETED:
                 return OUTCOME_EXIT[outcome]
@@ -358,7 +363,7 @@ def run_rotate(args, env: Environment) -> int:
 
 def _read_live(setup: _Setup, env: Environment, secrets) -> tuple[LiveVersions | None, str | None]:
     try:
-        return resolve_versions_file(runner.read_versions_text(setup.link, env.vm), secrets), None
+        return resolve_versions_file(runner.read_vm_state(setup.link, env.vm).versions_text, secrets), None
     except VersionsFileError as error:
         return None, "versions file unreadable: " + "; ".join(error.problems)
     except Exception as error:

@@ -119,22 +119,44 @@ class RotationContext:
 # --- observing ------------------------------------------------------------------------------------
 
 
-def observe(ctx: RotationContext) -> tuple[dict[str, SecretState], LiveVersions]:
+@dataclass(frozen=True)
+class VmState:
+    versions_text: str | None  # None: no versions file yet
+    audit_tail: tuple[str, ...]
+
+
+def parse_vm_state(stdout: str) -> VmState:
+    """Reads what vm_commands.read_vm_state prints."""
+    head, _, rest = stdout.partition("\n")
+    if head not in ("versions-file: present", "versions-file: absent"):
+        raise ValueError(f"reading the VM's state printed {head[:80]!r}, not the expected header; is the data disk mounted?")
+    body, _, audit_tail = rest.partition("--- audit tail\n")
+    text = body if head.endswith("present") else None
+    return VmState(text, tuple(line for line in audit_tail.splitlines() if line.strip()))
+
+
+def read_vm_state(link: VmLink, vm: Vm) -> VmState:
+    return parse_vm_state(link.run(vm_commands.read_vm_state(vm)).stdout)
+
+
+CLEAN_ENDS = {Outcome.COMPLETED.value, Outcome.ROLLED_BACK.value, Outcome.PAUSED.value}
+
+
+def ended_cleanly(state: VmState, kind: str) -> bool:
+    """Whether the last rotation of this kind ended with its services verified (its audit line says so).
+
+    After a clean end a rerun need not repeat the last restart; after an interruption it must.
+    """
+    for record in reversed(audit.parse_audit("\n".join(state.audit_tail))):
+        if record.get("action") == AUDIT_ACTION and record.get("kind") == kind:
+            return record.get("result") in CLEAN_ENDS
+    return False
+
+
+def observe(ctx: RotationContext) -> tuple[dict[str, SecretState], LiveVersions, VmState]:
     secrets = {logical: ctx.store.observe(logical, ctx.secret_ids[logical]) for logical in KIT_SECRETS_READ if logical in ctx.secret_ids}
-    live = resolve_versions_file(read_versions_text(ctx.link, ctx.vm), secrets)
-    return secrets, live
-
-
-def read_versions_text(link: VmLink, vm: Vm) -> str | None:
-    """The VM's versions file, or None when there is none yet."""
-    result = link.run(vm_commands.read_versions_file(vm), check=False)
-    if result.exit_status == 0:
-        return result.stdout
-    if "No such file" in result.stderr:
-        return None
-    from infra.remote.ssh import RemoteCommandError
-
-    raise RemoteCommandError(vm_commands.read_versions_file(vm), result.exit_status, result.stderr)
+    vm_state = read_vm_state(ctx.link, ctx.vm)
+    return secrets, resolve_versions_file(vm_state.versions_text, secrets), vm_state
 
 
 # --- executing ------------------------------------------------------------------------------------
@@ -264,19 +286,24 @@ def _log(ctx: RotationContext, kind: str, outcome: Outcome, detail: str) -> None
         ctx.say(f"warning: the audit line could not be appended on the VM ({_explain(error)})")
 
 
-def rotate(ctx: RotationContext, kind: str, *, grace: timedelta, announce: bool = False) -> Outcome:
+def rotate(ctx: RotationContext, kind: str, *, grace: timedelta, announce: bool = False, observed=None) -> Outcome:
     """Rotates one kind of key from wherever the last run stopped. Raises RefusedState before any change.
 
     `announce` prints the plan first (the CLI has already shown it when it asked for confirmation).
+    `observed` is what `observe` returned just before, if nothing has changed since.
     """
-    resume = True
+    replanned = False
+    resume = None
     for _ in range(MAX_PLANS):
-        secrets, live = observe(ctx)
+        secrets, live, vm_state = observed or observe(ctx)
+        observed = None
+        if resume is None:
+            resume = not ended_cleanly(vm_state, kind)
         broken = unusable_slots(live.versions, secrets)
         if broken:
             raise RefusedState("the VM's versions file names versions it cannot read: " + "; ".join(broken))
         steps = plan_kind(kind, secrets, live.versions, now=ctx.clock(), grace=grace, resume=resume)
-        if announce or not resume:
+        if announce or replanned:
             for line in format_plan(kind, steps, ctx.clock()):
                 ctx.say(line)
         resume = False

@@ -24,9 +24,23 @@ def versions_file(vm: Vm) -> str:
     return f"{vm.paths.data}/{VERSIONS_FILE_NAME}"
 
 
-def read_versions_file(vm: Vm) -> list[str]:
-    """Fails with "No such file" when there is none yet: the caller reads that as "all `current`"."""
-    return [*vm.tools.sudo, "env", "LC_ALL=C", "cat", "--", versions_file(vm)]  # C: the message is matched
+# Prints whether the versions file exists, its text, then the tail of the audit log: what a rerun
+# needs to know where the last run stopped, in one round trip.
+READ_STATE_SCRIPT = """set -u
+if [ -e "$1" ]; then
+	echo "versions-file: present"
+	cat -- "$1"
+else
+	echo "versions-file: absent"
+fi
+echo "--- audit tail"
+tail -n "$3" -- "$2" 2>/dev/null || true
+"""
+AUDIT_TAIL_LINES = 50
+
+
+def read_vm_state(vm: Vm) -> list[str]:
+    return [*vm.tools.sudo, "sh", "-c", READ_STATE_SCRIPT, "read-state", versions_file(vm), vm.paths.audit_log, str(AUDIT_TAIL_LINES)]
 
 
 # Writes the versions file from stdin (a temporary file, then a rename: fetch-secrets.sh never sees

@@ -1,0 +1,46 @@
+"""What a rerun reads from the VM: the versions file and whether the last run ended verified."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.keys.runner import ended_cleanly, parse_vm_state
+from infra.keys.vm_commands import apply_versions, read_vm_state
+from infra.remote.vm import Vm
+
+
+def test_present_file_and_audit_tail_are_split_apart():
+    state = parse_vm_state('versions-file: present\nINNGEST_SIGNING_KEY=2\n--- audit tail\n{"action":"deploy"}\n')
+    assert state.versions_text == "INNGEST_SIGNING_KEY=2\n"
+    assert state.audit_tail == ('{"action":"deploy"}',)
+
+
+def test_absent_file_is_none_and_unexpected_output_is_an_error():
+    assert parse_vm_state("versions-file: absent\n--- audit tail\n").versions_text is None
+    with pytest.raises(ValueError, match="expected header"):
+        parse_vm_state("sh: 1: cannot open\n")
+
+
+@pytest.mark.parametrize(
+    ("lines", "clean"),
+    [
+        ([], False),
+        (['{"action":"keys-rotate","kind":"signing","result":"rolled back"}'], True),
+        (['{"action":"keys-rotate","kind":"signing","result":"failed"}'], False),
+        (['{"action":"keys-rotate","kind":"signing","result":"completed"}', '{"action":"keys-rotate","kind":"event","result":"failed"}'], True),
+        (['{"action":"keys-rotate","kind":"signing","result":"paused"}', "a note written by hand"], True),
+    ],
+)
+def test_only_a_verified_end_of_the_same_kind_spares_the_repeat_restart(lines, clean):
+    state = parse_vm_state("versions-file: absent\n--- audit tail\n" + "".join(line + "\n" for line in lines))
+    assert ended_cleanly(state, "signing") is clean
+
+
+def test_remote_commands_pass_every_value_as_a_parameter():
+    vm = Vm()
+    assert read_vm_state(vm)[:3] == ["sudo", "-n", "sh"]
+    assert read_vm_state(vm)[-3:] == ["/srv/kit/secret-versions.env", "/srv/kit/audit.log", "50"]
+    argv = apply_versions(vm, "app")
+    assert argv[:4] == ["sudo", "-n", "sh", "-c"]
+    assert argv[5:9] == ["apply-versions", "/srv/kit/secret-versions.env", "/srv/kit/current/fetch-secrets.sh", "app"]
+    assert argv[9:] == ["sudo", "-n", "docker", "compose", "-p", "kit", "-f", "/srv/kit/current/docker-compose.yml", "--project-directory", "/srv/kit/current"]
