@@ -40,8 +40,9 @@ from infra.keys.plan import (
 )
 from infra.keys.store import SecretStore, version_annotation
 from infra.keys.values import GENERATORS, value_problem
+from infra.keys.verify import parse_check
 from infra.ops import audit
-from infra.ops.parse import UnexpectedOutput, parse_compose_ps
+from infra.ops.parse import UnexpectedOutput
 from infra.remote.vm import Vm
 
 MAX_PLANS = 4  # a plan is recomputed only when Secret Manager numbers a new version unexpectedly
@@ -178,36 +179,21 @@ def _apply(ctx: RotationContext, versions, service: str, check_sync: bool) -> No
 
 def verify(ctx: RotationContext, service: str, check_sync: bool) -> None:
     """The service runs and is healthy, Inngest answers /health, and (if asked) an app sync succeeds."""
-    health = "no answer"
-    for _ in range(ctx.health_polls):
-        result = ctx.link.run(vm_commands.service_status(ctx.vm), check=False)
+    problem = "no answer"
+    for attempt in range(ctx.health_polls):
+        result = ctx.link.run(vm_commands.check_services(ctx.vm, ctx.endpoints, sync=check_sync), check=False)
         try:
-            rows = [row for row in parse_compose_ps(result.stdout) if row.service == service] if result.exit_status == 0 else []
+            check = parse_check(result.stdout, service)
         except UnexpectedOutput as error:
             raise VerifyError(str(error)) from None
-        if rows and all(row.ok for row in rows):
-            break
-        health = ", ".join(f"{row.state}/{row.health or 'no healthcheck'}" for row in rows) or "not running"
-        if any(row.health == "unhealthy" or row.state not in ("running", "restarting", "created") for row in rows):
-            raise VerifyError(f"{service} is {health} after its restart")
-        ctx.sleep(ctx.poll_interval)
-    else:
-        raise VerifyError(f"{service} is still {health} after {ctx.health_polls} checks")
-    _retry(ctx, vm_commands.inngest_health(ctx.vm, ctx.endpoints), "Inngest /health")
-    if check_sync:
-        _retry(ctx, vm_commands.app_sync(ctx.vm, ctx.endpoints), "the sync between Inngest and the app")
-
-
-def _retry(ctx: RotationContext, argv: list[str], what: str) -> None:
-    detail = ""
-    for attempt in range(ctx.health_polls):
-        result = ctx.link.run(argv, check=False)
-        if result.exit_status == 0:
+        problem = check.problem(service)
+        if problem is None:
             return
-        detail = (result.stderr.strip().splitlines() or [f"exit status {result.exit_status}"])[-1]
+        if check.broken:
+            raise VerifyError(f"{problem} after its restart")
         if attempt + 1 < ctx.health_polls:
             ctx.sleep(ctx.poll_interval)
-    raise VerifyError(f"{what} failed after {ctx.health_polls} tries: {detail}")
+    raise VerifyError(f"{problem} after {ctx.health_polls} checks")
 
 
 def execute(ctx: RotationContext, step: Step) -> int | None:

@@ -63,15 +63,26 @@ def apply_versions(vm: Vm, service: str) -> list[str]:
     return [*vm.tools.sudo, "sh", "-c", APPLY_SCRIPT, "apply-versions", versions_file(vm), f"{vm.paths.current}/{FETCH_SECRETS}", service, *compose_prefix]
 
 
-def service_status(vm: Vm) -> list[str]:
-    return compose(vm, "ps", "--all", "--format", "json")
+# One round trip per check: the services' state, Inngest's /health, and (when SYNC is not empty) an app
+# sync, a PUT through Caddy's loopback listener that makes the app register with the server, signed
+# with the app's key, so it succeeds only when the two agree on a signing key. The output is read by
+# infra.keys.verify.parse_check.
+CHECK_SCRIPT = """set -u
+curl=$1 health=$2 sync=$3
+shift 3
+"$@" ps --all --format json 2>/dev/null || true
+echo "--- health"
+"$curl" -fsS --max-time 5 -o /dev/null "$health" 2>&1
+echo "exit $?"
+if [ -n "$sync" ]; then
+	echo "--- sync"
+	"$curl" -fsS --max-time 30 -o /dev/null -X PUT "$sync" 2>&1
+	echo "exit $?"
+fi
+"""
 
 
-def inngest_health(vm: Vm, endpoints: Endpoints) -> list[str]:
-    return [*vm.tools.curl, "-fsS", "--max-time", "5", "-o", "/dev/null", endpoints.inngest_health]
-
-
-def app_sync(vm: Vm, endpoints: Endpoints) -> list[str]:
-    # A PUT makes the app register its functions with the server, signed with the app's key: it
-    # succeeds only when the server and the app agree on a signing key.
-    return [*vm.tools.curl, "-fsS", "--max-time", "30", "-o", "/dev/null", "-X", "PUT", endpoints.app_sync]
+def check_services(vm: Vm, endpoints: Endpoints, *, sync: bool) -> list[str]:
+    if len(vm.tools.curl) != 1:
+        raise ValueError("VmTools.curl must be one program for the service check (it needs no sudo)")
+    return ["sh", "-c", CHECK_SCRIPT, "check-services", vm.tools.curl[0], endpoints.inngest_health, endpoints.app_sync if sync else "", *compose(vm)]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from infra.keys.runner import ended_cleanly, parse_vm_state
+from infra.keys.verify import parse_check
 from infra.keys.vm_commands import apply_versions, read_vm_state
 from infra.remote.vm import Vm
 
@@ -44,3 +47,29 @@ def test_remote_commands_pass_every_value_as_a_parameter():
     assert argv[:4] == ["sudo", "-n", "sh", "-c"]
     assert argv[5:9] == ["apply-versions", "/srv/kit/secret-versions.env", "/srv/kit/current/fetch-secrets.sh", "app"]
     assert argv[9:] == ["sudo", "-n", "docker", "compose", "-p", "kit", "-f", "/srv/kit/current/docker-compose.yml", "--project-directory", "/srv/kit/current"]
+
+
+def check_output(*, app="healthy", health="exit 0", sync="exit 0") -> str:
+    rows = [
+        json.dumps({"Service": "app", "Name": "kit-app-1", "State": "running", "Health": app, "Status": "Up"}),
+        json.dumps({"Service": "inngest", "Name": "kit-inngest-1", "State": "running", "Health": "", "Status": "Up"}),
+    ]
+    text = "\n".join(rows) + "\n--- health\n" + health + "\n"
+    return text + (f"--- sync\n{sync}\n" if sync is not None else "")
+
+
+def test_a_healthy_service_with_health_and_sync_passes():
+    assert parse_check(check_output(), "app").problem("app") is None
+    assert parse_check(check_output(sync=None), "inngest").problem("inngest") is None
+
+
+def test_each_failure_is_named_and_only_a_sick_container_is_final():
+    starting = parse_check(check_output(app="starting"), "app")
+    assert starting.problem("app") == "app is running/starting" and not starting.broken
+    unhealthy = parse_check(check_output(app="unhealthy"), "app")
+    assert unhealthy.broken
+    no_health = parse_check(check_output(health="curl: (7) Failed to connect\nexit 7"), "app")
+    assert no_health.problem("app") == "Inngest /health failed: curl: (7) Failed to connect (exit 7)"
+    no_sync = parse_check(check_output(sync="curl: (22) The requested URL returned error: 401\nexit 22"), "app")
+    assert "the sync between Inngest and the app failed: curl: (22)" in no_sync.problem("app")
+    assert parse_check(check_output(), "redis").problem("redis") == "redis is not running"
