@@ -165,6 +165,15 @@ class KeysStack:
     clock: object = None
     sleeps: list = field(default_factory=list)
 
+    _client: object = None
+
+    @property
+    def client(self):
+        """One real client for the test side (the sidecar, the helpers, the CLI): channels are costly."""
+        if self._client is None:
+            self._client = self.sm.client()
+        return self._client
+
     # --- observation helpers ----------------------------------------------------------------------
 
     def secret_name(self, logical: str) -> str:
@@ -174,10 +183,10 @@ class KeysStack:
         return self.sm.version_states(self.secret_name(logical))
 
     def aliases(self, logical: str) -> dict[str, int]:
-        return dict(self.sm.client().get_secret(name=self.secret_name(logical)).version_aliases)
+        return dict(self.client.get_secret(name=self.secret_name(logical)).version_aliases)
 
     def annotations(self, logical: str) -> dict[str, str]:
-        return dict(self.sm.client().get_secret(name=self.secret_name(logical)).annotations)
+        return dict(self.client.get_secret(name=self.secret_name(logical)).annotations)
 
     def value(self, logical: str, number: int) -> bytes | None:
         return self.sm.payload(self.secret_name(logical), number)
@@ -209,7 +218,7 @@ class KeysStack:
     def environment(self, **overrides) -> cli.Environment:
         values = dict(
             load_outputs=lambda stack: self.outputs,
-            secret_client=lambda outputs: self.sm.client(),
+            secret_client=lambda outputs: self.client,
             ssh_target=lambda outputs: self.target,
             database_users=lambda outputs: self.database,
             operator=lambda: "ops@acme-example.com",
@@ -252,7 +261,7 @@ def _access_handler(stack_ref: dict):
             if self.path.startswith("/access"):
                 secret, version = query["secret"][0], query["version"][0]
                 try:
-                    data = stack.sm.client().access_secret_version(name=f"projects/{PROJECT}/secrets/{secret}/versions/{version}").payload.data
+                    data = stack.client.access_secret_version(name=f"projects/{PROJECT}/secrets/{secret}/versions/{version}").payload.data
                 except api_exceptions.GoogleAPICallError as error:
                     code = error.grpc_status_code.name if error.grpc_status_code else "UNKNOWN"
                     self._answer(400, f"ERROR: ({code}) {error.message}\n".encode())
