@@ -263,15 +263,6 @@ def test_faults_at_every_step_leave_a_working_stack_and_a_rerun_converges(keys_s
 # --- refused input ---------------------------------------------------------------------------
 
 
-def test_unknown_kind_is_refused_by_the_parser(keys_stack, capsys):
-    calls_before = list(keys_stack.sm.calls)
-    with pytest.raises(SystemExit) as exit_info:
-        keys_stack.run("rotate", "tls", "--stack", "dev", "--yes")
-    assert exit_info.value.code == 2
-    assert "invalid choice: 'tls'" in capsys.readouterr().err
-    assert keys_stack.sm.calls == calls_before
-
-
 def test_stack_without_outputs_changes_nothing(keys_stack):
     keys_stack.outputs = {}
     calls_before = list(keys_stack.sm.calls)
