@@ -336,14 +336,20 @@ def run_rotate(args, env: Environment) -> int:
         for logical in scope:
             if ROTATION_MARKER not in secrets[logical].annotations:
                 setup.store.update(setup.secret_ids[logical], annotations={ROTATION_MARKER: str(secrets[logical].current)})
+        paused = False
         for kind in kinds:
             env.out.write(f"== rotating {kind} ==\n")
             # The first kind's plan was shown above; a later kind starts from the state the earlier left.
             first = kind == kinds[0]
             outcome = runner.rotate(ctx, kind, grace=args.grace, announce=not first, observed=observation if first else None)
             env.out.write(f"{kind}: {outcome.value}\n")
-            if outcome is not runner.Outcome.COMPLETED:
+            if outcome is runner.Outcome.PAUSED:
+                # The signing key waits for its deadline; the other kinds need not wait with it.
+                paused = True
+            elif outcome is not runner.Outcome.COMPLETED:
                 return OUTCOME_EXIT[outcome]
+        if paused:
+            return EXIT_PAUSED
         for logical in scope:
             setup.store.update(setup.secret_ids[logical], annotations={ROTATION_MARKER: None})
         return EXIT_OK

@@ -26,9 +26,12 @@ def fp(data: bytes | str) -> str:
     return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()[:8]
 
 
-def assert_nothing_secret_leaked(stack) -> None:
-    """No stored value appears in what was printed, the VM's audit log, its versions file, or docker's call log."""
+def assert_nothing_secret_leaked(stack, capfd=None) -> None:
+    """No stored value appears in what was printed (the CLI's streams and, given capfd, the process's own
+    stdout and stderr, logging included), the VM's audit log, its versions file, or docker's call log."""
     seen = [stack.output(), stack.versions_file() or "", str(stack.audit_lines()), (stack.docker.directory / "calls.jsonl").read_text()]
+    if capfd is not None:
+        seen += list(capfd.readouterr())
     for value in stack.every_value():
         for text in seen:
             assert value not in text
@@ -46,7 +49,7 @@ def assert_event_key_always_accepted(stack) -> None:
         assert moment.event_accepted(), f"moment {number}: the app sends {moment.app.get('INNGEST_EVENT_KEY')}, the server accepts {moment.server_event_keys}"
 
 
-def test_signing_rotation_keeps_every_call_signed(keys_stack):
+def test_signing_rotation_keeps_every_call_signed(keys_stack, capfd):
     now = {"value": datetime(2026, 11, 24, 12, 0, 0)}
     keys_stack.clock = lambda: now["value"]
 
@@ -77,7 +80,7 @@ def test_signing_rotation_keeps_every_call_signed(keys_stack):
     assert [line["result"] for line in keys_stack.audit_lines()] == ["completed"]
     assert keys_stack.audit_lines()[0]["reason"] == "quarterly rotation"
     assert "INNGEST_SIGNING_KEY=2\nINNGEST_SIGNING_KEY_FALLBACK=\n" in keys_stack.versions_file()
-    assert_nothing_secret_leaked(keys_stack)
+    assert_nothing_secret_leaked(keys_stack, capfd)
 
 
 def test_event_rotation_never_rejects_the_apps_key(keys_stack):
@@ -96,7 +99,7 @@ def test_event_rotation_never_rejects_the_apps_key(keys_stack):
     assert_nothing_secret_leaked(keys_stack)
 
 
-def test_db_rotation_changes_cloud_sql_then_restarts_each_service(keys_stack):
+def test_db_rotation_changes_cloud_sql_then_restarts_each_service(keys_stack, capfd):
     code = keys_stack.run("rotate", "db", "--stack", "dev", "--yes")
 
     assert code == 0, keys_stack.output()
@@ -108,7 +111,7 @@ def test_db_rotation_changes_cloud_sql_then_restarts_each_service(keys_stack):
         assert keys_stack.database.passwords[user] == new
         held = getattr(keys_stack.timeline()[-1], service_file)["db-password"]
         assert held == fp(new), f"{service_file} holds a password Cloud SQL no longer accepts"
-    assert_nothing_secret_leaked(keys_stack)
+    assert_nothing_secret_leaked(keys_stack, capfd)
 
 
 def test_rotate_all_plans_every_kind_in_turn(keys_stack):
@@ -139,30 +142,41 @@ def test_dry_run_prints_the_plan_and_changes_nothing(keys_stack):
     assert keys_stack.versions_file() is None
 
 
-def test_a_long_grace_period_pauses_and_a_later_rerun_finishes(keys_stack):
+def test_a_long_grace_period_pauses_and_a_later_rerun_finishes_without_rotating_twice(keys_stack):
     start = datetime(2026, 11, 24, 12, 0, 0)
     now = {"value": start}
     keys_stack.clock = lambda: now["value"]
 
-    code = keys_stack.run("rotate", "signing", "--stack", "dev", "--yes", "--grace", "24h")
+    code = keys_stack.run("rotate", "all", "--stack", "dev", "--yes", "--grace", "24h")
 
+    # The signing key waits for its deadline; the event key and the passwords need not wait with it.
     assert code == 4, keys_stack.output()
     assert "run the same command again after that" in keys_stack.output()
     assert keys_stack.states(SIGNING) == {1: "ENABLED", 2: "ENABLED"}
     assert keys_stack.annotations(SIGNING)["kit-fallback-until"] == "2026-11-25T12:00:00"
     assert keys_stack.timeline()[-1].app.get("INNGEST_SIGNING_KEY_FALLBACK") == fp(keys_stack.value(SIGNING, 1))
+    for logical in (EVENT, DB_APP, DB_INNGEST):
+        assert keys_stack.states(logical) == {1: "DISABLED", 2: "ENABLED"}, logical
     restarts = len(keys_stack.timeline())
 
     now["value"] = start + timedelta(hours=1)
-    assert keys_stack.run("rotate", "signing", "--stack", "dev", "--yes", "--grace", "24h") == 4
+    assert keys_stack.run("rotate", "all", "--stack", "dev", "--yes", "--grace", "24h") == 4
     assert len(keys_stack.timeline()) == restarts, "a rerun inside the grace period restarted something"
 
     now["value"] = start + timedelta(hours=25)
-    assert keys_stack.run("rotate", "signing", "--stack", "dev", "--yes", "--grace", "24h") == 0, keys_stack.output()
+    assert keys_stack.run("rotate", "all", "--stack", "dev", "--yes", "--grace", "24h") == 0, keys_stack.output()
     assert keys_stack.states(SIGNING) == {1: "DISABLED", 2: "ENABLED"}
+    for logical in (EVENT, DB_APP, DB_INNGEST):
+        assert keys_stack.states(logical) == {1: "DISABLED", 2: "ENABLED"}, f"{logical} was rotated twice"
+        assert "kit-rotating-from" not in keys_stack.annotations(logical)
     assert "INNGEST_SIGNING_KEY_FALLBACK" not in keys_stack.timeline()[-1].app
     assert_signing_never_disagrees(keys_stack)
-    assert [line["result"] for line in keys_stack.audit_lines()] == ["paused", "paused", "completed"]
+    assert_event_key_always_accepted(keys_stack)
+    assert [(line["kind"], line["result"]) for line in keys_stack.audit_lines()] == [
+        ("signing", "paused"), ("event", "completed"), ("db", "completed"),
+        ("signing", "paused"), ("event", "completed"), ("db", "completed"),
+        ("signing", "completed"), ("event", "completed"), ("db", "completed"),
+    ]
 
 
 # --- fault injection ---------------------------------------------------------------------------
@@ -229,7 +243,7 @@ def assert_stack_working(stack, kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["signing", "event", "db"])
-def test_faults_at_every_step_leave_a_working_stack_and_a_rerun_converges(keys_stack, flaky_proxy, kind):
+def test_faults_at_every_step_leave_a_working_stack_and_a_rerun_converges(keys_stack, flaky_proxy, capfd, kind):
     proxy = flaky_proxy(keys_stack.target.port)
     keys_stack.target = replace(keys_stack.target, port=proxy.port)
     injector = FaultInjector(keys_stack, proxy, per_step=1)
@@ -257,7 +271,7 @@ def test_faults_at_every_step_leave_a_working_stack_and_a_rerun_converges(keys_s
         assert keys_stack.states(logical)[1] == "DISABLED", (logical, outcomes)
         assert keys_stack.aliases(logical)["current"] == max(keys_stack.states(logical))
     assert_stack_working(keys_stack, kind)
-    assert_nothing_secret_leaked(keys_stack)
+    assert_nothing_secret_leaked(keys_stack, capfd)
 
 
 # --- refused input ---------------------------------------------------------------------------
