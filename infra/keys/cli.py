@@ -407,7 +407,8 @@ def run_prune(args, env: Environment) -> int:
     except Refused as error:
         return _refuse(env, error)
     try:
-        secrets = {logical: setup.store.observe(logical, secret_id) for logical, secret_id in setup.secret_ids.items()}
+        # Only the kit's own secrets: the app's secrets' versions belong to the Pulumi program.
+        secrets = {logical: setup.store.observe(logical, setup.secret_ids[logical]) for logical in KIT_SECRETS_READ}
         live, problem = _read_live(setup, env, secrets)
         if problem:
             # Without the VM's file we cannot know what it reads; destroying blind could break a restart.

@@ -88,17 +88,17 @@ def key_ages(secrets: Mapping[str, SecretState]) -> list[KeyAge]:
 
 
 def disabled_since(state: SecretState, number: int) -> datetime | None:
+    """When the keys CLI disabled the version; None when something else did (it left no annotation)."""
     recorded = state.annotations.get(version_annotation(number, "disabled-at"))
-    if recorded:
-        return datetime.strptime(recorded, "%Y-%m-%dT%H:%M:%SZ")
-    found = state.version(number)
-    return found.created if found else None  # disabled by hand: its creation is the safe lower bound we know
+    return datetime.strptime(recorded, "%Y-%m-%dT%H:%M:%SZ") if recorded else None
 
 
 def prunable(state: SecretState, live: LiveVersions | None, now: datetime, retention: timedelta) -> list[int]:
     """Disabled versions past the retention that the VM does not read (its file, or `current`).
 
-    A `previous` alias on such a version is only a record of the last rotation; prune removes it.
+    Only versions the keys CLI disabled count: for others the time they were disabled is unknown, so
+    the retention cannot be honoured. A `previous` alias on such a version is only a record of the last
+    rotation; prune removes it.
     """
     in_use = set(live_slots(state.logical, live, state)) | {state.current}
     found = []
