@@ -227,6 +227,7 @@ class _Setup:
     store: SecretStore
     secret_ids: dict[str, str]
     link: runner.VmLink
+    operator: str
 
 
 def _output_problems(outputs: Mapping[str, Any], logicals: tuple[str, ...], need_sql: bool) -> list[str]:
@@ -248,7 +249,8 @@ def _output_problems(outputs: Mapping[str, Any], logicals: tuple[str, ...], need
 def _setup(args, env: Environment, *, logicals: tuple[str, ...], need_sql: bool = False, need_operator: bool = False) -> _Setup:
     """Everything a command needs before it changes anything; every problem is reported at once."""
     problems: list[str] = []
-    if need_operator and not (getattr(args, "operator", None) or env.operator()):
+    operator = getattr(args, "operator", None) or (env.operator() if need_operator else None)
+    if need_operator and not operator:
         problems.append(f"operator: unknown (who is rotating, for the audit). Fix: pass --operator EMAIL, set ${OPERATOR_ENV}, or log in with `gcloud auth login`")
     try:
         outputs = env.load_outputs(args.stack)
@@ -268,7 +270,7 @@ def _setup(args, env: Environment, *, logicals: tuple[str, ...], need_sql: bool 
     if problems:
         raise Refused(problems)
     ids = {logical: str(outputs["secret_ids"][logical]) for logical in outputs["secret_ids"]}
-    return _Setup(outputs, SecretStore(client, str(outputs["project"])), ids, runner.VmLink(lambda: env.connect(target)))
+    return _Setup(outputs, SecretStore(client, str(outputs["project"])), ids, runner.VmLink(lambda: env.connect(target)), operator or "unknown")
 
 
 def _refuse(env: Environment, error: Refused) -> int:
@@ -296,13 +298,12 @@ def run_rotate(args, env: Environment) -> int:
         setup = _setup(args, env, logicals=tuple(KIT_SECRETS_READ), need_sql="db" in kinds, need_operator=not args.dry_run)
     except Refused as error:
         return _refuse(env, error)
-    operator = args.operator or env.operator() or "unknown"
     ctx = runner.RotationContext(
         store=setup.store,
         secret_ids=setup.secret_ids,
         vm=env.vm,
         link=setup.link,
-        operator=operator,
+        operator=setup.operator,
         reason=" ".join(args.reason.split()),
         out=env.out,
         endpoints=env.endpoints,
@@ -428,7 +429,6 @@ def run_prune(args, env: Environment) -> int:
         if not _confirm(env, "Destroy these versions for good?", args.yes):
             env.out.write("not confirmed; nothing was changed\n")
             return EXIT_REFUSED
-        operator = args.operator or env.operator() or "unknown"
         for logical, numbers in doomed.items():
             secret_id = setup.secret_ids[logical]
             for number in numbers:
@@ -436,7 +436,7 @@ def run_prune(args, env: Environment) -> int:
                 env.out.write(f"  destroyed v{number} of {logical}\n")
             stale_aliases = {alias: None for alias, number in secrets[logical].aliases.items() if number in numbers}
             setup.store.update(secret_id, aliases=stale_aliases, annotations=clear_version_annotations(secrets[logical].annotations, numbers))
-        line = audit.entry("keys-prune", at=now, actor=operator, destroyed={k: v for k, v in doomed.items()})
+        line = audit.entry("keys-prune", at=now, actor=setup.operator, destroyed=doomed)
         setup.link.run(ops_commands.audit_append(env.vm), stdin=line.encode())
         return EXIT_OK
     except Refused as error:

@@ -90,8 +90,12 @@ class SecretState:
         return max((v.number for v in self.versions), default=0) + 1
 
     def pending_after(self, number: int) -> int | None:
-        """A newer enabled version not yet in service: left by an interrupted or rolled-back rotation."""
-        newer = [v.number for v in self.versions if v.number > number and v.state == ENABLED]
+        """A newer enabled version not yet in service, left by an interrupted or rolled-back rotation.
+
+        Only versions the keys CLI created count (they carry its `kit-vN-created-by` annotation): a
+        version added by other means, say one Pulumi re-created with an old value, is never adopted.
+        """
+        newer = [v.number for v in self.versions if v.number > number and v.state == ENABLED and f"kit-v{v.number}-created-by" in self.annotations]
         return max(newer) if newer else None
 
 

@@ -42,7 +42,9 @@ from infra.keys.store import SecretStore, version_annotation
 from infra.keys.values import GENERATORS, value_problem
 from infra.keys.verify import parse_check
 from infra.ops import audit
+from infra.ops import commands as ops_commands
 from infra.ops.parse import UnexpectedOutput
+from infra.remote.ssh import RemoteCommandError
 from infra.remote.vm import Vm
 
 MAX_PLANS = 4  # a plan is recomputed only when Secret Manager numbers a new version unexpectedly
@@ -76,11 +78,10 @@ class VmLink:
             self._session = self.open_session()
         try:
             return self._session.run(argv, stdin=stdin, check=check, timeout=300)
-        except Exception as error:
-            from infra.remote.ssh import RemoteCommandError
-
-            if not isinstance(error, RemoteCommandError):
-                self.drop()  # the connection is suspect; the next command opens a fresh one
+        except RemoteCommandError:
+            raise  # the command failed; the connection is fine
+        except Exception:
+            self.drop()  # the connection is suspect; the next command opens a fresh one
             raise
 
     def drop(self) -> None:
@@ -264,8 +265,6 @@ def _explain(error: BaseException) -> str:
 
 def _log(ctx: RotationContext, kind: str, outcome: Outcome, detail: str) -> None:
     line = audit.entry(AUDIT_ACTION, at=ctx.clock(), actor=ctx.operator, kind=kind, result=outcome.value, reason=ctx.reason, detail=detail)
-    from infra.ops import commands as ops_commands
-
     try:
         ctx.link.run(ops_commands.audit_append(ctx.vm), stdin=line.encode())
     except Exception as error:
@@ -318,7 +317,7 @@ def rotate(ctx: RotationContext, kind: str, *, grace: timedelta, announce: bool 
             ctx.say(f"      ok ({time.monotonic() - started:.1f} s)")
             if isinstance(step, AddVersion) and result != step.predicted:
                 ctx.say(f"      Secret Manager numbered it v{result}, not v{step.predicted}: planning again")
-                replan = True
+                replan = replanned = True
                 break
         if not replan:
             _log(ctx, kind, Outcome.COMPLETED, "; ".join(step.describe() for step in steps))

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from infra import naming
 from infra.keys.durations import format_duration
-from infra.keys.model import DISABLED, ENABLED, SLOTS, LiveVersions, SecretState
+from infra.keys.model import DISABLED, ENABLED, INITIAL_VERSION, SLOTS, LiveVersions, SecretState
 from infra.keys.plan import DB_USERS, GRACE_ANNOTATION
 from infra.keys.store import version_annotation
 from infra.ops.status import KeyAge
@@ -100,7 +100,8 @@ def prunable(state: SecretState, live: LiveVersions | None, now: datetime, reten
     the retention cannot be honoured. A `previous` alias on such a version is only a record of the last
     rotation; prune removes it.
     """
-    in_use = set(live_slots(state.logical, live, state)) | {state.current}
+    # The initial version belongs to the Pulumi program: destroyed, it would be created again.
+    in_use = set(live_slots(state.logical, live, state)) | {state.current, INITIAL_VERSION}
     found = []
     for version in state.versions:
         if version.state != DISABLED or version.number in in_use:

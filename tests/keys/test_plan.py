@@ -66,12 +66,22 @@ def test_signing_from_scratch_app_first_then_server_then_the_fallback_goes():
 
 def test_signing_adopts_a_version_left_by_an_interrupted_run():
     secrets = fresh_secrets()
-    secrets[SIGNING] = secret(SIGNING, {1: "ENABLED", 2: "ENABLED"})
+    secrets[SIGNING] = secret(SIGNING, {1: "ENABLED", 2: "ENABLED"}, annotations={"kit-v2-created-by": "ops@acme-example.com"})
 
     steps = shape(plan("signing", secrets, files()))
 
     assert steps[0] == ("apply", "app", SIGN_C1)
     assert not any(kind == "add" for kind, _, _ in steps)
+
+
+def test_a_newer_version_the_cli_did_not_create_is_never_adopted():
+    secrets = fresh_secrets()
+    secrets[SIGNING] = secret(SIGNING, {1: "ENABLED", 2: "ENABLED"})
+
+    steps = shape(plan("signing", secrets, files()))
+
+    assert steps[0] == ("add", SIGNING, 3)
+    assert steps[1] == ("apply", "app", {"INNGEST_SIGNING_KEY": (3,), "INNGEST_SIGNING_KEY_FALLBACK": (1,)})
 
 
 def test_signing_rerun_after_the_app_switched_repeats_the_apps_restart_first():

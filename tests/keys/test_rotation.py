@@ -326,17 +326,19 @@ def test_without_a_terminal_or_yes_nothing_happens(keys_stack, monkeypatch):
 
 
 def arrange_rotated_event_key(stack, disabled_at: str) -> None:
-    """The state a completed event-key rotation leaves, made directly (a rotation is tested above)."""
-    client = stack.sm.client()
+    """The state two completed event-key rotations leave (v1 -> v2 -> v3), made directly: rotations are
+    tested above. v1 is the version Pulumi created; v2 was disabled by the CLI at `disabled_at`."""
     name = stack.secret_name(EVENT)
-    client.add_secret_version(parent=name, payload={"data": b"SecondEventKey0123456789abcdefghijklmnopq"})
-    client.disable_secret_version(name=f"{name}/versions/1")
-    client.update_secret(
-        secret={"name": name, "version_aliases": {"current": 2, "previous": 1}, "annotations": {"kit-v1-disabled-at": disabled_at, "kit-v2-created-by": "ops@acme-example.com"}},
+    for value in (b"SecondEventKey0123456789abcdefghijklmnopq", b"ThirdEventKey0123456789abcdefghijklmnopqr"):
+        stack.client.add_secret_version(parent=name, payload={"data": value})
+    for number in (1, 2):
+        stack.client.disable_secret_version(name=f"{name}/versions/{number}")
+    stack.client.update_secret(
+        secret={"name": name, "version_aliases": {"current": 3, "previous": 2}, "annotations": {"kit-v2-disabled-at": disabled_at, "kit-v3-created-by": "ops@acme-example.com"}},
         update_mask=field_mask_pb2.FieldMask(paths=["version_aliases", "annotations"]),
     )
     versions_file = Path(stack.vm.paths.data) / "secret-versions.env"
-    versions_file.write_text("INNGEST_SIGNING_KEY=1\nINNGEST_SIGNING_KEY_FALLBACK=\nINNGEST_EVENT_KEY=2\nINNGEST_EVENT_KEYS=2\n")
+    versions_file.write_text("INNGEST_SIGNING_KEY=1\nINNGEST_SIGNING_KEY_FALLBACK=\nINNGEST_EVENT_KEY=3\nINNGEST_EVENT_KEYS=3\n")
 
 
 def test_status_shows_versions_fingerprints_what_the_vm_reads_and_the_due_date(keys_stack):
@@ -352,8 +354,8 @@ def test_status_shows_versions_fingerprints_what_the_vm_reads_and_the_due_date(k
     out = keys_stack.stdout.getvalue()
     signing_block = out[out.index("inngest-signing-key"):out.index("inngest-event-key")]
     event_block = out[out.index("inngest-event-key"):out.index("db-app-password")]
-    assert re.search(rf"v2 +ENABLED +age \S+ +sha256 {fp(keys_stack.value(EVENT, 2))} +alias current +live: INNGEST_EVENT_KEY, INNGEST_EVENT_KEYS", event_block)
-    assert re.search(r"v1 +DISABLED +age \S+ +sha256 - +alias previous$", event_block, re.MULTILINE)
+    assert re.search(rf"v3 +ENABLED +age \S+ +sha256 {fp(keys_stack.value(EVENT, 3))} +alias current +live: INNGEST_EVENT_KEY, INNGEST_EVENT_KEYS", event_block)
+    assert re.search(r"v2 +DISABLED +age \S+ +sha256 - +alias previous$", event_block, re.MULTILINE)
     assert re.search(rf"v1 +ENABLED .*sha256 {fp(keys_stack.value(SIGNING, 1))} +live: INNGEST_SIGNING_KEY$", signing_block, re.MULTILINE)
     assert "rotation due 2027-02-01 00:00 UTC (in 62d), every 90d" in signing_block
     assert "rotation not scheduled" in event_block
@@ -369,14 +371,15 @@ def test_prune_destroys_only_disabled_unused_versions_past_retention(keys_stack)
 
     keys_stack.clock = lambda: datetime(2026, 12, 21)
     assert keys_stack.run("prune", "--stack", "dev", "--dry-run") == 0
-    assert "inngest-event-key: destroy v1" in keys_stack.stdout.getvalue()
-    assert keys_stack.states(EVENT) == {1: "DISABLED", 2: "ENABLED"}
+    assert "inngest-event-key: destroy v2\n" in keys_stack.stdout.getvalue()
+    assert keys_stack.states(EVENT) == {1: "DISABLED", 2: "DISABLED", 3: "ENABLED"}
 
     assert keys_stack.run("prune", "--stack", "dev", "--yes") == 0, keys_stack.output()
-    assert keys_stack.states(EVENT) == {1: "DESTROYED", 2: "ENABLED"}
-    assert keys_stack.value(EVENT, 1) is None
-    assert keys_stack.aliases(EVENT) == {"current": 2}, "an alias still names the destroyed version"
-    assert set(keys_stack.annotations(EVENT)) == {"kit-v2-created-by"}
+    # v1 is Pulumi's: destroyed, the program would create it again with its old value.
+    assert keys_stack.states(EVENT) == {1: "DISABLED", 2: "DESTROYED", 3: "ENABLED"}
+    assert keys_stack.value(EVENT, 2) is None
+    assert keys_stack.aliases(EVENT) == {"current": 3}, "an alias still names the destroyed version"
+    assert set(keys_stack.annotations(EVENT)) == {"kit-v3-created-by"}
     assert keys_stack.audit_lines()[-1]["action"] == "keys-prune"
     for logical in (SIGNING, DB_APP, DB_INNGEST):
         assert keys_stack.states(logical) == {1: "ENABLED"}, "prune touched a version in use"
@@ -384,8 +387,8 @@ def test_prune_destroys_only_disabled_unused_versions_past_retention(keys_stack)
 
 def test_prune_never_destroys_what_the_vms_file_still_names(keys_stack):
     arrange_rotated_event_key(keys_stack, "2026-01-01T00:00:00Z")
-    (Path(keys_stack.vm.paths.data) / "secret-versions.env").write_text("INNGEST_EVENT_KEY=2\nINNGEST_EVENT_KEYS=1,2\n")
+    (Path(keys_stack.vm.paths.data) / "secret-versions.env").write_text("INNGEST_EVENT_KEY=3\nINNGEST_EVENT_KEYS=2,3\n")
     keys_stack.clock = lambda: datetime(2026, 12, 21)
 
     assert keys_stack.run("prune", "--stack", "dev", "--yes") == 0
-    assert keys_stack.states(EVENT)[1] == "DISABLED"
+    assert keys_stack.states(EVENT)[2] == "DISABLED"

@@ -13,17 +13,18 @@ EVENT = naming.EVENT_KEY
 
 
 def test_prune_counts_retention_from_when_the_cli_disabled_a_version():
-    state = secret(EVENT, {1: "DISABLED", 2: "DISABLED", 3: "DISABLED", 4: "ENABLED"}, {"current": 4, "previous": 3},
-                   {"kit-v1-disabled-at": "2026-10-01T00:00:00Z", "kit-v3-disabled-at": "2026-11-20T00:00:00Z"})
-    live = resolve_versions_file("INNGEST_EVENT_KEY=4\nINNGEST_EVENT_KEYS=4\n", {**fresh_secrets(), EVENT: state})
+    state = secret(EVENT, {1: "DISABLED", 2: "DISABLED", 3: "DISABLED", 4: "DISABLED", 5: "ENABLED"}, {"current": 5, "previous": 4},
+                   {"kit-v1-disabled-at": "2026-01-01T00:00:00Z", "kit-v2-disabled-at": "2026-10-01T00:00:00Z", "kit-v4-disabled-at": "2026-11-20T00:00:00Z"})
+    live = resolve_versions_file("INNGEST_EVENT_KEY=5\nINNGEST_EVENT_KEYS=5\n", {**fresh_secrets(), EVENT: state})
 
-    assert prunable(state, live, datetime(2026, 11, 25), timedelta(days=30)) == [1]  # v2: disabled by hand; v3: too recent
-    assert prunable(state, live, datetime(2026, 12, 25), timedelta(days=30)) == [1, 3]
+    # v1: Pulumi's own; v3: disabled by other means, so its retention is unknown; v4: too recent.
+    assert prunable(state, live, datetime(2026, 11, 25), timedelta(days=30)) == [2]
+    assert prunable(state, live, datetime(2026, 12, 25), timedelta(days=30)) == [2, 4]
 
 
 def test_prune_never_picks_what_the_vm_reads():
-    state = secret(EVENT, {1: "DISABLED", 2: "ENABLED"}, {"current": 2}, {"kit-v1-disabled-at": "2026-01-01T00:00:00Z"})
-    live = resolve_versions_file("INNGEST_EVENT_KEY=2\nINNGEST_EVENT_KEYS=1,2\n", {**fresh_secrets(), EVENT: state})
+    state = secret(EVENT, {1: "ENABLED", 2: "DISABLED", 3: "ENABLED"}, {"current": 3}, {"kit-v2-disabled-at": "2026-01-01T00:00:00Z"})
+    live = resolve_versions_file("INNGEST_EVENT_KEY=3\nINNGEST_EVENT_KEYS=2,3\n", {**fresh_secrets(), EVENT: state})
 
     assert prunable(state, live, datetime(2026, 12, 25), timedelta(days=30)) == []
 
