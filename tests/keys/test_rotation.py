@@ -392,3 +392,15 @@ def test_prune_never_destroys_what_the_vms_file_still_names(keys_stack):
 
     assert keys_stack.run("prune", "--stack", "dev", "--yes") == 0
     assert keys_stack.states(EVENT)[2] == "DISABLED"
+
+
+def test_status_still_reports_secret_manager_when_the_vm_is_unreachable(keys_stack):
+    from tests.support.sshd import free_port
+
+    keys_stack.target = replace(keys_stack.target, port=free_port())
+
+    assert keys_stack.run("status", "--stack", "dev") == 0
+
+    out = keys_stack.stdout.getvalue()
+    assert out.startswith("VM: unreachable (SshConnectionError")
+    assert f"sha256 {fp(keys_stack.value(SIGNING, 1))}" in out
