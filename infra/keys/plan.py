@@ -126,7 +126,18 @@ class DisableVersion:
         return f"disable v{self.number} of {self.logical} (kept, not destroyed: `keys prune` does that after the retention)"
 
 
-Step = AddVersion | ApplyVersions | SwitchDatabasePassword | MoveAliases | AwaitGrace | DisableVersion
+@dataclass(frozen=True)
+class ScheduleNextRotation:
+    """Move Secret Manager's rotation reminder to one period after this rotation, not the last one."""
+
+    logical: str
+    at: datetime
+
+    def describe(self) -> str:
+        return f"set the next rotation reminder of {self.logical} to {self.at:%Y-%m-%d %H:%M} UTC"
+
+
+Step = AddVersion | ApplyVersions | SwitchDatabasePassword | MoveAliases | AwaitGrace | DisableVersion | ScheduleNextRotation
 
 
 def _with(versions: VmVersions, **changes: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
@@ -292,12 +303,19 @@ def plan_db(state: SecretState, live: VmVersions, *, resume: bool) -> list[Step]
 def plan_kind(kind: str, secrets: Mapping[str, SecretState], live: VmVersions, *, now: datetime, grace: timedelta, resume: bool) -> list[Step]:
     """Every remaining step to rotate one kind of key, from the observed state."""
     if kind == "signing":
-        return plan_signing(secrets[naming.SIGNING_KEY], live, now=now, grace=grace, resume=resume)
-    if kind == "event":
-        return plan_event(secrets[naming.EVENT_KEY], live, resume=resume)
-    if kind == "db":
-        return [step for logical in SECRETS_OF_KIND["db"] for step in plan_db(secrets[logical], live, resume=resume)]
-    raise PlanError(f"unknown key kind {kind!r}; use one of {', '.join(KINDS)}")
+        steps = plan_signing(secrets[naming.SIGNING_KEY], live, now=now, grace=grace, resume=resume)
+    elif kind == "event":
+        steps = plan_event(secrets[naming.EVENT_KEY], live, resume=resume)
+    elif kind == "db":
+        steps = [step for logical in SECRETS_OF_KIND["db"] for step in plan_db(secrets[logical], live, resume=resume)]
+    else:
+        raise PlanError(f"unknown key kind {kind!r}; use one of {', '.join(KINDS)}")
+    rotated = {step.logical for step in steps if isinstance(step, DisableVersion)}
+    for logical in SECRETS_OF_KIND[kind]:
+        period = secrets[logical].rotation_period
+        if logical in rotated and period:
+            steps.append(ScheduleNextRotation(logical, now + period))
+    return steps
 
 
 def format_plan(kind: str, steps: list[Step], now: datetime) -> list[str]:

@@ -33,6 +33,7 @@ from infra.keys.plan import (
     AwaitGrace,
     DisableVersion,
     MoveAliases,
+    ScheduleNextRotation,
     Step,
     SwitchDatabasePassword,
     format_plan,
@@ -224,6 +225,8 @@ def execute(ctx: RotationContext, step: Step) -> int | None:
     elif isinstance(step, DisableVersion):
         store.disable(ids[step.logical], step.number)
         store.update(ids[step.logical], annotations=_audit_annotations(ctx, step.number, "disabled"))
+    elif isinstance(step, ScheduleNextRotation):
+        store.update(ids[step.logical], next_rotation=step.at)
     return None
 
 

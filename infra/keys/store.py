@@ -84,8 +84,12 @@ class SecretStore:
         *,
         aliases: Mapping[str, int | None] | None = None,
         annotations: Mapping[str, str | None] | None = None,
+        next_rotation: datetime | None = None,
     ) -> None:
-        """Merges alias and annotation changes (None removes one) into the secret, guarded by its etag."""
+        """Merges alias and annotation changes (None removes one) into the secret, guarded by its etag.
+
+        `next_rotation` moves the rotation reminder, keeping the period the Pulumi program set.
+        """
         name = self.secret_name(secret_id)
         secret = self._call("GetSecret", secret_id, self._client.get_secret, name=name)
         body: dict = {"name": name, "etag": secret.etag}
@@ -96,6 +100,9 @@ class SecretStore:
         if annotations is not None:
             body["annotations"] = _merge(dict(secret.annotations), annotations)
             paths.append("annotations")
+        if next_rotation is not None:
+            body["rotation"] = {"next_rotation_time": next_rotation.replace(tzinfo=UTC), "rotation_period": secret.rotation.rotation_period}
+            paths.append("rotation")
         if paths:
             self._call("UpdateSecret", secret_id, self._client.update_secret, secret=body, update_mask=field_mask_pb2.FieldMask(paths=paths))
 

@@ -14,6 +14,7 @@ from infra.keys.plan import (
     DisableVersion,
     MoveAliases,
     PlanError,
+    ScheduleNextRotation,
     SwitchDatabasePassword,
     format_plan,
     plan_kind,
@@ -209,3 +210,13 @@ def test_the_printed_plan_numbers_steps_and_says_how_long_the_grace_is():
     assert lines[0] == "signing: 7 step(s)"
     assert lines[1] == "  1. add v2 of inngest-signing-key: a new signing value"
     assert lines[5].endswith("(5m from now)")
+
+
+def test_a_scheduled_reminder_moves_to_one_period_after_this_rotation():
+    secrets = fresh_secrets()
+    secrets[EVENT] = secret(EVENT, {1: "ENABLED"}, rotation_period=timedelta(days=90), next_rotation=datetime(2026, 11, 30))
+
+    steps = plan("event", secrets, files())
+
+    assert steps[-1] == ScheduleNextRotation(EVENT, NOW + timedelta(days=90))
+    assert not any(isinstance(step, ScheduleNextRotation) for step in plan("signing", secrets, files()))

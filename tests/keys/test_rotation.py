@@ -57,6 +57,11 @@ def test_signing_rotation_keeps_every_call_signed(keys_stack, capfd):
         keys_stack.sleeps.append(seconds)
         now["value"] += timedelta(seconds=seconds)
 
+    keys_stack.client.update_secret(
+        secret={"name": keys_stack.secret_name(SIGNING), "rotation": {"next_rotation_time": datetime(2026, 11, 30), "rotation_period": timedelta(days=90)}},
+        update_mask=field_mask_pb2.FieldMask(paths=["rotation"]),
+    )
+
     code = keys_stack.run("rotate", "signing", "--stack", "dev", "--yes", "--grace", "2m", "--reason", "quarterly rotation", sleep=sleep)
 
     # A grace period shorter than --max-wait is waited out in the same run, with progress.
@@ -80,6 +85,10 @@ def test_signing_rotation_keeps_every_call_signed(keys_stack, capfd):
     assert [line["result"] for line in keys_stack.audit_lines()] == ["completed"]
     assert keys_stack.audit_lines()[0]["reason"] == "quarterly rotation"
     assert "INNGEST_SIGNING_KEY=2\nINNGEST_SIGNING_KEY_FALLBACK=\n" in keys_stack.versions_file()
+    rotation = keys_stack.client.get_secret(name=keys_stack.secret_name(SIGNING)).rotation
+    # One period after the rotation was planned (12:00), not after the old reminder.
+    assert rotation.next_rotation_time.replace(tzinfo=None) == datetime(2027, 2, 22, 12, 0)
+    assert rotation.rotation_period == timedelta(days=90)
     assert_nothing_secret_leaked(keys_stack, capfd)
 
 
