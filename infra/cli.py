@@ -9,6 +9,7 @@ import importlib
 COMMAND_MODULES = (
     "infra.plan.cli",
     "infra.ops.cli",
+    "infra.keys.cli",
 )
 
 
