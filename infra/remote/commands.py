@@ -72,10 +72,6 @@ def compose_down(vm: Vm) -> list[str]:
     return compose(vm, "down", "--remove-orphans")
 
 
-def compose_logs(vm: Vm, services: Iterable[str] = (), *, tail: int = 100) -> list[str]:
-    return compose(vm, "logs", "--no-color", "--tail", str(tail), *services)
-
-
 def read_manifest(vm: Vm, release_dir: str) -> list[str]:
     """Print a release's manifest; fails (non-zero) when the release is missing or incomplete."""
     return ["cat", "--", f"{release_dir}/{MANIFEST_FILE}"]

@@ -33,7 +33,6 @@ def test_targeted_commands_refuse_an_empty_service_list_which_compose_reads_as_a
 def test_ps_down_logs():
     assert commands.compose_ps(VM) == [*COMPOSE, "ps", "--all", "--format", "json"]
     assert commands.compose_down(VM) == [*COMPOSE, "down", "--remove-orphans"]
-    assert commands.compose_logs(VM, ["app"], tail=20) == [*COMPOSE, "logs", "--no-color", "--tail", "20", "app"]
 
 
 def test_release_directory_commands():
