@@ -53,14 +53,15 @@ class Secrets(pulumi.ComponentResource):
         super().__init__("inngest-kit:index:Secrets", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.rotation_topic = gcp.pubsub.Topic("rotation-reminders", name=f"{args.prefix}-secret-rotation", project=args.project, opts=child)
-        project_number = gcp.organizations.get_project_output(project_id=args.project).number
-        # Secret Manager publishes rotation reminders as its own service agent.
+        # Secret Manager publishes rotation reminders as its own service agent, which exists only
+        # once asked for.
+        self.agent = gcp.projects.ServiceIdentity("secretmanager-agent", project=args.project, service="secretmanager.googleapis.com", opts=child)
         self.topic_publisher = gcp.pubsub.TopicIAMMember(
             "rotation-publisher",
             project=args.project,
             topic=self.rotation_topic.name,
             role="roles/pubsub.publisher",
-            member=project_number.apply(lambda n: f"serviceAccount:service-{n}@gcp-sa-secretmanager.iam.gserviceaccount.com"),
+            member=self.agent.member,
             opts=child,
         )
         generated = self._generate_values(child)

@@ -120,6 +120,8 @@ class PlanMocks(pulumi.runtime.Mocks):
         elif t == "gcp:secretmanager/secretVersion:SecretVersion":
             # Secret Manager numbers a new secret's versions from 1.
             state["version"] = "1"
+        elif t == "gcp:projects/serviceIdentity:ServiceIdentity":
+            state["member"] = f"serviceAccount:service-{KNOWN_AFTER_DEPLOY}@gcp-sa-secretmanager.iam.gserviceaccount.com"
         elif t == "gcp:pubsub/topic:Topic":
             return f"projects/{project}/topics/{name}", state
         elif t == "random:index/randomId:RandomId":
@@ -141,6 +143,4 @@ class PlanMocks(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs):
         if args.token == "gcp:organizations/getClientOpenIdUserInfo:getClientOpenIdUserInfo":
             return {"email": CALLER_EMAIL}
-        if args.token == "gcp:organizations/getProject:getProject":
-            return {"number": KNOWN_AFTER_DEPLOY, "projectId": args.args.get("projectId", self.project)}
         return {}

@@ -237,3 +237,16 @@ def test_direct_ssh_connects_to_the_external_address_without_a_proxy():
     inputs = one(document, DEPLOYMENT, "stack")["inputs"]
     assert inputs["host"] == "(known after deploy)"  # the static external IP
     assert not inputs.get("proxy_command")
+
+
+def test_rotation_reminders_go_to_a_topic_the_secret_manager_agent_may_publish_to(plan):
+    topic = one(plan, "gcp:pubsub/topic:Topic", "rotation-reminders")["inputs"]
+    publisher = one(plan, "gcp:pubsub/topicIAMMember:TopicIAMMember", "rotation-publisher")["inputs"]
+    assert publisher["topic"] == topic["name"] and publisher["role"] == "roles/pubsub.publisher"
+    assert publisher["member"].endswith("@gcp-sa-secretmanager.iam.gserviceaccount.com")
+    for secret in of_type(plan, "gcp:secretmanager/secret:Secret"):
+        if secret["name"].startswith("app-"):
+            assert "rotation" not in secret["inputs"]  # the app's own secrets rotate when the user changes them
+        else:
+            assert secret["inputs"]["rotation"]["rotationPeriod"] == f"{90 * 86400}s"
+            assert secret["inputs"]["topics"] == [{"name": f"projects/acme-web-prod/topics/{topic['name']}"}]
