@@ -48,39 +48,36 @@ class RecordingMonitor(MockMonitor):
         super().__init__(mocks)
         self.registrations: list[Registration] = []
 
+    def _record(self, urn: str, request, inputs, **options) -> None:
+        self.registrations.append(
+            Registration(
+                urn=urn,
+                type=request.type,
+                name=request.name,
+                parent=request.parent or None,
+                dependencies=sorted(set(request.dependencies)),
+                inputs=rpc.deserialize_properties(inputs),
+                **options,
+            )
+        )
+
     def RegisterResource(self, request):
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
-            self.registrations.append(
-                Registration(
-                    urn=response.urn,
-                    type=request.type,
-                    name=request.name,
-                    parent=request.parent or None,
-                    dependencies=sorted(set(request.dependencies)),
-                    inputs=rpc.deserialize_properties(request.object),
-                    custom=bool(request.custom),
-                    protect=bool(request.protect),
-                    retain_on_delete=bool(request.retainOnDelete),
-                    ignore_changes=list(request.ignoreChanges),
-                )
+            self._record(
+                response.urn,
+                request,
+                request.object,
+                custom=bool(request.custom),
+                protect=bool(request.protect),
+                retain_on_delete=bool(request.retainOnDelete),
+                ignore_changes=list(request.ignoreChanges),
             )
         return response
 
     def ReadResource(self, request):
         response = super().ReadResource(request)
-        self.registrations.append(
-            Registration(
-                urn=response.urn,
-                type=request.type,
-                name=request.name,
-                parent=request.parent or None,
-                dependencies=sorted(set(request.dependencies)),
-                inputs=rpc.deserialize_properties(request.properties),
-                custom=True,
-                read=True,
-            )
-        )
+        self._record(response.urn, request, request.properties, custom=True, read=True)
         return response
 
 
