@@ -135,10 +135,6 @@ class StackConfig:
     ssh_user: str | None = None
 
     @property
-    def max_connections(self) -> int:
-        return tier_max_connections(self.database.tier) or 0
-
-    @property
     def connection_budget(self) -> int:
         return connection_budget(self.database.tier) or 0
 

@@ -38,19 +38,16 @@ class Names:
 
     prefix: str
 
-    def resource(self, suffix: str) -> str:
-        return f"{self.prefix}-{suffix}"
-
     def secret_id(self, logical: str) -> str:
         return f"{self.prefix}-{logical}"
 
     @property
     def vm(self) -> str:
-        return self.resource("vm")
+        return f"{self.prefix}-vm"
 
     @property
     def sql_instance(self) -> str:
-        return self.resource("pg")
+        return f"{self.prefix}-pg"
 
 
 def names_for(config: StackConfig) -> Names:

@@ -118,7 +118,7 @@ class Secrets(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         secret = gcp.secretmanager.Secret(
             logical,
-            secret_id=f"{args.prefix}-{logical}",
+            secret_id=naming.Names(args.prefix).secret_id(logical),
             project=args.project,
             replication=gcp.secretmanager.SecretReplicationArgs(auto=gcp.secretmanager.SecretReplicationAutoArgs()),
             labels={"managed-by": "inngest-kit", "stack": args.prefix, "kind": "app" if app else "kit"},

@@ -10,6 +10,7 @@ import pulumi_gcp as gcp
 
 from infra.components.network import SSH_TAG, WEB_TAG
 from infra.config import VmConfig
+from infra.naming import Names
 
 IMAGE = "debian-cloud/debian-12"
 DATA_DEVICE_NAME = "data"  # appears on the VM as /dev/disk/by-id/google-data (infra/layout.py)
@@ -125,7 +126,7 @@ class Vm(pulumi.ComponentResource):
         )
         self.instance = gcp.compute.Instance(
             "vm",
-            name=f"{args.prefix}-vm",
+            name=Names(args.prefix).vm,
             project=args.project,
             zone=args.zone,
             machine_type=s.machine_type,

@@ -140,7 +140,7 @@ def _run_program(stack, config, masked, secret_keys, app_secret_values) -> PlanR
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()
     _sync_await(pulumi.runtime.stack.run_pulumi_func(lambda: _sync_await(run())))
-    outputs = _mask_outputs(holder, config)
+    outputs = _mask_outputs(holder)
     resources = [_resource_entry(r) for r in monitor.registrations]
     document = {
         "stack": stack,
@@ -152,7 +152,7 @@ def _run_program(stack, config, masked, secret_keys, app_secret_values) -> PlanR
     return PlanResult(config=config, document=document, generated_secrets=list(mocks.generated_secrets))
 
 
-def _mask_outputs(values: dict[str, tuple[bool, Any]], config: StackConfig) -> dict[str, Any]:
+def _mask_outputs(values: dict[str, tuple[bool, Any]]) -> dict[str, Any]:
     outputs = {}
     for key, (is_secret, value) in sorted(values.items()):
         outputs[key] = SECRET if is_secret else mask(value)
