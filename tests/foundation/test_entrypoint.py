@@ -42,6 +42,12 @@ def test_the_entrypoint_reads_the_engine_config_and_builds_the_stack():
     # The app secret's value reaches its version, as a secret.
     assert isinstance(data, dict) and data["value"] == STRIPE
     assert ("gcp:compute/instance:Instance", "vm") in by_name
+    # The server hex-decodes the whole signing key; the event key travels in a URL and the server
+    # splits a key list on commas.
+    signing = by_name[("gcp:secretmanager/secretVersion:SecretVersion", "inngest-signing-key-initial")].inputs["secretData"]["value"]
+    assert len(signing) == 64 and all(c in "0123456789abcdef" for c in signing)
+    event = by_name[("gcp:secretmanager/secretVersion:SecretVersion", "inngest-event-key-initial")].inputs["secretData"]["value"]
+    assert event and all(c.isalnum() or c in "-_" for c in event)
     deployment = by_name[("pulumi-python:dynamic/inngest-kit:StackDeployment", "stack")]
     assert STRIPE not in json.dumps(deployment.inputs["files"])
 
