@@ -46,3 +46,18 @@ def ssh_stats():
     """The SSH layer's counters, zeroed for this test."""
     ssh.STATS.reset()
     return ssh.STATS
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Names every skip reason once; each reason names the one command that enables its tests."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    reasons: dict[str, int] = {}
+    for report in skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    terminalreporter.section("skipped tests, by reason")
+    for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"{count:4d}  {reason}")

@@ -13,7 +13,7 @@ from infra import layout
 from infra.startup import COMPOSE_VERSION, DOCKER_VERSION, render_startup_script, render_unit
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed (.ci/run installs it)")
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck (Debian package) is missing: run `sudo make test-deps`")
 def test_startup_script_is_clean_under_shellcheck(tmp_path):
     path = tmp_path / "startup.sh"
     path.write_text(render_startup_script())

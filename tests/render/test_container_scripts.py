@@ -173,14 +173,14 @@ def test_app_healthcheck_fails_clearly_when_the_image_has_no_client(tmp_path):
     assert "none of curl, wget, python3 or node" in result.stderr
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is installed by .ci/run (Debian package shellcheck)")
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck (Debian package) is missing: run `sudo make test-deps`")
 @pytest.mark.parametrize("name", sorted(EXECUTABLE_FILES))
 def test_shell_scripts_pass_shellcheck(release_dir, name):
     result = subprocess.run(["shellcheck", "--shell=sh", str(release_dir / name)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is installed by .ci/run (Debian package shellcheck)")
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck (Debian package) is missing: run `sudo make test-deps`")
 def test_shellcheck_does_flag_a_careless_script(tmp_path):
     careless = tmp_path / "careless.sh"
     careless.write_text("#!/bin/sh\nrm -rf $1/*\n")
@@ -193,7 +193,7 @@ def redis_command(sock: socket.socket, *args: str) -> bytes:
     return sock.recv(65536)
 
 
-@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server comes from the Debian package redis-server")
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server (Debian package) is missing: run `sudo make test-deps`")
 def test_real_redis_accepts_the_rendered_persistence_flags(files, tmp_path):
     command = yaml.safe_load(files["docker-compose.yml"])["services"]["redis"]["command"]
     with socket.socket() as probe:

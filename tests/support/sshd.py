@@ -24,7 +24,7 @@ SSHD_BINARY = Path("/usr/sbin/sshd")
 # sshd running as root chroots its pre-auth child here; the distribution's service unit normally
 # creates it at boot, which does not happen in a container.
 PRIVSEP_DIR = Path("/run/sshd")
-SKIP_REASON = "openssh-server is not installed (.ci/run installs it)"
+SKIP_REASON = "openssh-server (Debian package) is missing: run `sudo make test-deps`"
 _STARTUP_POLLS = 100  # x 0.05 s: sshd listens within a few hundred ms
 
 

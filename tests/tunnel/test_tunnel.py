@@ -58,7 +58,7 @@ class Machine:
             # python3 may be a version manager's shim that needs more of PATH; link a real interpreter.
             found = os.path.realpath(sys.executable) if tool == "python3" else shutil.which(tool)
             if found is None:
-                pytest.skip(f"{tool} is not installed (the tunnel script uses it)")
+                pytest.skip(f"{tool} is not installed (the tunnel script uses it): run `sudo make test-deps`")
             (self.tools / tool).symlink_to(found)
         self.env = {"PATH": f"{self.standins}:{self.tools}", "HOME": str(root), "LANG": "C.UTF-8"}
 
