@@ -9,6 +9,7 @@ REDIS_DIR = f"{DATA_MOUNT}/redis"
 CADDY_DATA_DIR = f"{DATA_MOUNT}/caddy/data"
 CADDY_CONFIG_DIR = f"{DATA_MOUNT}/caddy/config"
 AUDIT_LOG = f"{DATA_MOUNT}/audit.log"
+LOCK_DIR = f"{DATA_MOUNT}/lock"  # held by every mutating operation (infra/remote/lock.py)
 SECRETS_DIR = "/run/inngest-kit/secrets"  # tmpfs: secret values never touch a disk
 SYSTEMD_UNIT = "inngest-kit.service"
 COMPOSE_PROJECT = "kit"

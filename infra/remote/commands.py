@@ -8,7 +8,7 @@ Values always travel as separate arguments, never spliced into shell text: where
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from infra import layout
@@ -82,14 +82,20 @@ def remove_tree(vm: Vm, path: str) -> list[str]:
 
 
 # One round trip to make a release directory ready for uploads (each round trip costs a lot through
-# IAP). A directory whose manifest already has the expected hash is complete and left alone;
-# anything else there is the debris of an interrupted run and is rebuilt. The directory belongs to
-# the SSH user, who uploads over SFTP, which cannot use sudo. Unchanged files are copied, not hard
-# linked, so an edit made in place to one release cannot leak into another.
+# IAP). A directory whose manifest has the expected hash AND whose every file has the hash the manifest
+# gives (the checklist on stdin, `sha256sum -c` format) is complete and left alone; anything else there
+# is the debris of an interrupted run, or of a copy that a full disk cut short, and is rebuilt. `set -e`:
+# a failed copy fails the whole step with the tool's own words, instead of a "prepared" release with
+# empty files. The directory belongs to the SSH user, who uploads over SFTP, which cannot use sudo.
+# Unchanged files are copied, not hard linked, so an edit made in place to one release cannot leak
+# into another.
 PREPARE_RELEASE_SCRIPT = """\
+set -eu
 release=$1 owner=$2 manifest_sha256=$3 source=$4
 shift 4
-if [ -f "$release/.manifest.json" ] && [ "$(sha256sum < "$release/.manifest.json")" = "$manifest_sha256  -" ]; then
+checklist=$(cat)
+if [ -f "$release/.manifest.json" ] && [ "$(sha256sum < "$release/.manifest.json")" = "$manifest_sha256  -" ] \\
+  && (cd "$release" && printf '%s\\n' "$checklist" | sha256sum --quiet --strict -c -) >/dev/null 2>&1; then
   echo complete
   exit 0
 fi
@@ -106,13 +112,29 @@ echo prepared
 """
 
 
+def release_checklist(manifest: Mapping[str, str]) -> bytes:
+    """The manifest as `sha256sum -c` input: what prepare_release and verify_release read on stdin."""
+    return "".join(f"{digest}  {path}\n" for path, digest in sorted(manifest.items())).encode()
+
+
 def prepare_release(vm: Vm, release_id: str, *, owner: str, manifest_sha256: str, copy_from: str | None, subdirs: Iterable[str]) -> list[str]:
     """Make `releases/<id>` ready: prints `complete` (nothing to upload) or `prepared` (upload into it).
 
-    `copy_from` is the live release to copy unchanged files from (None on a first deploy);
-    `subdirs` are the directories the uploads need.
+    Send `release_checklist(manifest)` as stdin. `copy_from` is the live release to copy unchanged
+    files from (None on a first deploy); `subdirs` are the directories the uploads need.
     """
     return [*vm.tools.sudo, "sh", "-c", PREPARE_RELEASE_SCRIPT, "prepare-release", vm.paths.release(release_id), owner, manifest_sha256, copy_from or "", *subdirs]
+
+
+# Checks every file of a release against the checklist on stdin before its manifest is written: a
+# release is never marked complete with a file that a full disk left short. Prints the files that
+# differ (sha256sum's own words) and exits non-zero.
+VERIFY_RELEASE_SCRIPT = 'cd -- "$1" && sha256sum --quiet --strict -c -'
+
+
+def verify_release(vm: Vm, release_id: str) -> list[str]:
+    """Send `release_checklist(manifest)` as stdin."""
+    return ["sh", "-c", VERIFY_RELEASE_SCRIPT, "verify-release", vm.paths.release(release_id)]
 
 
 def remove_files(vm: Vm, release_id: str, paths: Iterable[str]) -> list[str]:

@@ -57,6 +57,10 @@ class VmPaths:
     def audit_log(self) -> str:
         return self._at(layout.AUDIT_LOG)
 
+    @property
+    def lock(self) -> str:
+        return self._at(layout.LOCK_DIR)
+
     def release(self, release_id: str) -> str:
         return f"{self.releases}/{release_id}"
 

@@ -64,11 +64,13 @@ def test_tools_and_paths_are_taken_from_the_vm_value():
     assert commands.remove_tree(vm, "/tmp/vm/x") == ["rm", "-rf", "--", "/tmp/vm/x"]
 
 
-def run_prepare(tmp_path, release_id, manifest_sha256, copy_from, *subdirs):
+def run_prepare(tmp_path, release_id, manifest_sha256, copy_from, *subdirs, files=None):
+    """Runs the real script locally; `files` (path -> content) gives the checklist sent on stdin."""
     vm = Vm(tools=VmTools(sudo=()), paths=VmPaths(root=str(tmp_path)))
     argv = commands.prepare_release(vm, release_id, owner=getpass.getuser(), manifest_sha256=manifest_sha256, copy_from=copy_from, subdirs=subdirs)
-    completed = subprocess.run(argv, capture_output=True, text=True, check=False)
-    return completed.returncode, completed.stdout.strip(), vm.paths.release(release_id)
+    checklist = commands.release_checklist({path: hashlib.sha256(content.encode()).hexdigest() for path, content in (files or {"app.env": "A=1\n"}).items()})
+    completed = subprocess.run(argv, input=checklist, capture_output=True, check=False)
+    return completed.returncode, completed.stdout.decode().strip(), vm.paths.release(release_id)
 
 
 def test_prepare_release_script_copies_the_live_release_and_rebuilds_debris(tmp_path):
@@ -84,10 +86,45 @@ def test_prepare_release_script_copies_the_live_release_and_rebuilds_debris(tmp_
     assert list(Path(release).iterdir()) == []
 
 
-def test_prepare_release_script_leaves_a_complete_release_alone(tmp_path):
-    status, said, release = run_prepare(tmp_path, "r2", "0" * 64, None)
+def complete_release(tmp_path, release_id, files):
+    _, _, release = run_prepare(tmp_path, release_id, "0" * 64, None, files=files)
+    for path, content in files.items():
+        (Path(release) / path).write_text(content)
     manifest = b'{"release": "r2"}\n'
     (Path(release) / ".manifest.json").write_bytes(manifest)
-    (Path(release) / "app.env").write_text("A=1\n")
-    status, said, _ = run_prepare(tmp_path, "r2", hashlib.sha256(manifest).hexdigest(), None)
+    return release, hashlib.sha256(manifest).hexdigest()
+
+
+def test_prepare_release_script_leaves_a_complete_release_alone(tmp_path):
+    files = {"app.env": "A=1\n"}
+    release, manifest_sha256 = complete_release(tmp_path, "r2", files)
+    status, said, _ = run_prepare(tmp_path, "r2", manifest_sha256, None, files=files)
     assert (status, said) == (0, "complete") and (Path(release) / "app.env").exists()
+
+
+def test_prepare_release_rebuilds_a_release_whose_files_a_full_disk_left_empty_under_a_valid_manifest(tmp_path):
+    # What the kit before `set -e` left behind: every rerun found it "complete" and switched to empty files.
+    files = {"app.env": "A=1\n", "docker-compose.yml": "services: {}\n"}
+    release, manifest_sha256 = complete_release(tmp_path, "r3", files)
+    (Path(release) / "docker-compose.yml").write_text("")
+    status, said, _ = run_prepare(tmp_path, "r3", manifest_sha256, None, files=files)
+    assert (status, said) == (0, "prepared")
+    assert list(Path(release).iterdir()) == []  # rebuilt from scratch: the uploads fill it again
+
+
+def test_prepare_release_fails_with_the_copy_error_instead_of_saying_prepared(tmp_path):
+    status, said, _ = run_prepare(tmp_path, "r4", "0" * 64, str(tmp_path / "no-such-live-release"))
+    assert status != 0 and "prepared" not in said
+
+
+def test_verify_release_names_a_file_that_differs_from_the_manifest(tmp_path):
+    vm = Vm(tools=VmTools(sudo=()), paths=VmPaths(root=str(tmp_path)))
+    release = Path(vm.paths.release("r5"))
+    release.mkdir(parents=True)
+    (release / "app.env").write_text("")
+    checklist = commands.release_checklist({"app.env": hashlib.sha256(b"A=1\n").hexdigest()})
+    assert commands.verify_release(vm, "r5") == ["sh", "-c", commands.VERIFY_RELEASE_SCRIPT, "verify-release", str(release)]
+    completed = subprocess.run(commands.verify_release(vm, "r5"), input=checklist, capture_output=True, check=False)
+    assert completed.returncode != 0 and b"app.env: FAILED" in completed.stdout
+    (release / "app.env").write_text("A=1\n")
+    assert subprocess.run(commands.verify_release(vm, "r5"), input=checklist, capture_output=True, check=False).returncode == 0

@@ -170,9 +170,11 @@ def test_a_connection_dropped_mid_upload_leaves_the_previous_release_current_and
             return self.session.upload(path, content, mode)
 
     changed = stack_files(sshd.root, log_level="debug", app_version="2.0.0")
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(DeployError) as caught:
         stand.run(changed, session_factory=lambda: CutDuringUpload(connect(sshd.target(port=proxy.port))))
-    assert not isinstance(caught.value, DeployError)  # nothing was switched, so nothing to roll back
+    assert caught.value.rolled_back_to is None  # nothing was switched, so nothing to roll back
+    assert "the connection to the VM was lost during the upload of" in str(caught.value)
+    assert f"Release {first.release_id} is still current and untouched" in str(caught.value)
     new_id = release_id_for(file_manifest(changed))
     assert stand.current() == first.release_id
     assert os.path.isdir(stand.vm.paths.release(new_id)) and not os.path.exists(f"{stand.vm.paths.release(new_id)}/.manifest.json")
