@@ -6,6 +6,7 @@ connection; `create`/`update` deploy over one connection; `delete` stops the sta
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, 
 from infra import layout
 from infra.deploy.deploy import DeployResult, DeploySettings, DeployState, deploy, stop_stack
 from infra.deploy.release import ReleaseFilesError, check_files, file_manifest, release_id_for
+from infra.ops.lock import wait_from_environment
 from infra.remote.commands import VmEndpoints
 from infra.remote.vm import Vm, VmPaths, VmTools
 
@@ -27,6 +29,7 @@ LAYOUT_INPUTS = ("vm",)
 OUTPUTS = ("release_id", "manifest")  # set by the provider; present (as None) in the inputs only to declare them
 CONNECT_DEFAULTS = {"attempts": 20, "backoff": 2.0, "max_wait": 300.0}  # a booting VM takes a minute or two
 HOST_KEY_SOURCE_FIELDS = ("project", "zone", "instance")
+OPERATOR_ENV = "INNGEST_KIT_OPERATOR"  # who runs `pulumi up`, for the VM's lock (as for the keys CLI); else the SSH user
 
 
 @dataclass
@@ -108,7 +111,7 @@ class StackDeployProvider(ResourceProvider):
         return UpdateResult(outs=_outputs(news, self._deploy(news, previous_state=previous)))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        stop_stack(self._session_factory(props), _vm(props), settings=_settings(props))
+        stop_stack(self._session_factory(props), _vm(props), settings=_settings(props), owner=props["user"], operator=os.environ.get(OPERATOR_ENV) or None, report=pulumi.log.info)
 
     def _deploy(self, props: dict[str, Any], previous_state: DeployState | None) -> DeployResult:
         problems = input_problems(props)
@@ -129,8 +132,12 @@ class StackDeployProvider(ResourceProvider):
             restarted_by=restarted_by,
             executable_files=frozenset(executable_files),
             settings=_settings(props),
+            operator=os.environ.get(OPERATOR_ENV) or None,
+            report=pulumi.log.info,
             **({"sleep": self.sleep} if self.sleep else {}),
         )
+        for warning in result.warnings:
+            pulumi.log.warn(warning)
         if result.drift:
             pulumi.log.warn(f"the VM was running release {result.previous_release_id}, not the one the state remembered; deployed over it")
         return result
@@ -228,6 +235,8 @@ def _vm(props: Mapping[str, Any]) -> Vm:
 
 def _settings(props: Mapping[str, Any]) -> DeploySettings:
     values = dict(props.get("settings") or {})
+    # The lock wait is the operator's, like every command's: $INNGEST_KIT_LOCK_WAIT, unless the stack pins one.
+    values.setdefault("lock_wait", wait_from_environment())
     endpoints = VmEndpoints(
         inngest_health=values.pop("inngest_health_url", VmEndpoints.inngest_health),
         app_sync=values.pop("app_sync_url", VmEndpoints.app_sync),

@@ -27,9 +27,11 @@ from infra.keys.values import fingerprint
 from infra.keys.vm_commands import Endpoints
 from infra.ops import audit
 from infra.ops import commands as ops_commands
+from infra.ops import lock as vm_lock
 from infra.remote.vm import Vm
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_ROLLED_BACK, EXIT_PAUSED = 0, 1, 2, 3, 4
+EXIT_LOCKED = 5  # another operation holds the VM's lock; nothing was changed
 OUTCOME_EXIT = {
     runner.Outcome.COMPLETED: EXIT_OK,
     runner.Outcome.FAILED: EXIT_FAILED,
@@ -42,7 +44,8 @@ DEFAULT_MAX_WAIT = timedelta(minutes=15)
 CONNECT_ATTEMPTS = 3
 
 EPILOG = """exit codes: 0 done; 1 failed and could not roll back, or the VM was unreachable (rerun to converge);
-2 refused input, nothing changed; 3 a step failed and was rolled back; 4 paused in the signing key's grace period"""
+2 refused input, nothing changed; 3 a step failed and was rolled back; 4 paused in the signing key's grace period;
+5 another operation holds the VM's lock (see `python -m infra lock status`), nothing changed"""
 
 
 class Refused(Exception):
@@ -194,6 +197,7 @@ def register(subparsers, *, environment: Callable[[], Environment] = default_env
                         help=f"wait out a grace period up to this long in this process (default {format_duration(DEFAULT_MAX_WAIT)}); longer ones pause")
     rotate.add_argument("--reason", default="scheduled rotation", help="why, recorded with each new version and in the VM's audit log")
     rotate.add_argument("--operator", help=f"who, for the audit (default: ${OPERATOR_ENV}, else `gcloud config get-value account`)")
+    _lock_wait(rotate)
     rotate.set_defaults(func=lambda args: run_rotate(args, environment()))
 
     status = actions.add_parser("status", help="versions, their state and age, what the VM reads, when rotation is due",
@@ -211,7 +215,24 @@ def register(subparsers, *, environment: Callable[[], Environment] = default_env
     prune.add_argument("--dry-run", action="store_true", help="list what would be destroyed, change nothing")
     prune.add_argument("--yes", action="store_true", help="do not ask for confirmation (needed without a terminal)")
     prune.add_argument("--operator", help=f"who, for the audit (default: ${OPERATOR_ENV}, else `gcloud config get-value account`)")
+    _lock_wait(prune)
     prune.set_defaults(func=lambda args: run_prune(args, environment()))
+
+
+def _lock_wait(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lock-wait", type=_duration, metavar="DURATION",
+                        help=f"how long to wait while another operation holds the VM's lock (default ${vm_lock.LOCK_WAIT_ENV} seconds, else {vm_lock.DEFAULT_WAIT:g}s)")
+
+
+def _lock(args, setup: _Setup, env: Environment, operation: str):
+    """Takes the VM's lock for a mutating command (None for a dry run, which changes nothing)."""
+    if args.dry_run:
+        return None
+    try:
+        wait = args.lock_wait.total_seconds() if args.lock_wait is not None else vm_lock.wait_from_environment()
+    except ValueError as error:
+        raise Refused([str(error)]) from None
+    return runner.take_lock(setup.link, env.vm, operator=setup.operator, operation=operation, command=f"python -m infra keys {operation.removeprefix('keys ')}", wait=wait, out=env.out)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -314,7 +335,9 @@ def run_rotate(args, env: Environment) -> int:
         health_polls=env.health_polls,
         poll_interval=env.poll_interval,
     )
+    holding = None
     try:
+        holding = _lock(args, setup, env, f"keys rotate {args.kind}")
         observation = runner.observe(ctx)
         secrets, live, vm_state = observation
         plans = {
@@ -356,12 +379,16 @@ def run_rotate(args, env: Environment) -> int:
         return EXIT_OK
     except Refused as error:
         return _refuse(env, error)
+    except vm_lock.LockBusy as error:
+        env.err.write(f"not started: {error}\n")
+        return EXIT_LOCKED
     except (PlanError, VersionsFileError, runner.RefusedState) as error:
         return _refuse(env, Refused(str(error).splitlines()))
     except Exception as error:  # the VM or Secret Manager could not be reached while observing
         env.err.write(f"failed: {type(error).__name__}: {error}\nnothing was rolled back because no step had started; rerun when it is reachable\n")
         return EXIT_FAILED
     finally:
+        runner.give_lock_back(setup.link, holding, env.out)
         setup.link.drop()
 
 
@@ -407,7 +434,9 @@ def run_prune(args, env: Environment) -> int:
         setup = _setup(args, env, logicals=tuple(KIT_SECRETS_READ), need_operator=not args.dry_run)
     except Refused as error:
         return _refuse(env, error)
+    holding = None
     try:
+        holding = _lock(args, setup, env, "keys prune")
         # Only the kit's own secrets: the app's secrets' versions belong to the Pulumi program.
         secrets = {logical: setup.store.observe(logical, setup.secret_ids[logical]) for logical in KIT_SECRETS_READ}
         live, problem = _read_live(setup, env, secrets)
@@ -441,10 +470,14 @@ def run_prune(args, env: Environment) -> int:
         return EXIT_OK
     except Refused as error:
         return _refuse(env, error)
+    except vm_lock.LockBusy as error:
+        env.err.write(f"not started: {error}\n")
+        return EXIT_LOCKED
     except Exception as error:
         env.err.write(f"failed: {type(error).__name__}: {error}\n")
         return EXIT_FAILED
     finally:
+        runner.give_lock_back(setup.link, holding, env.out)
         setup.link.drop()
 
 

@@ -44,6 +44,7 @@ from infra.keys.values import GENERATORS, value_problem
 from infra.keys.verify import parse_check
 from infra.ops import audit
 from infra.ops import commands as ops_commands
+from infra.ops import lock as vm_lock
 from infra.ops.parse import UnexpectedOutput
 from infra.remote.ssh import RemoteCommandError
 from infra.remote.vm import Vm
@@ -85,6 +86,12 @@ class VmLink:
             self.drop()  # the connection is suspect; the next command opens a fresh one
             raise
 
+    @property
+    def ssh_user(self) -> str:
+        """The user of the open session (the OS Login POSIX user), for the VM's lock."""
+        target = getattr(self._session, "target", None)
+        return str(getattr(target, "user", None) or "unknown")
+
     def drop(self) -> None:
         if self._session is not None:
             try:
@@ -117,6 +124,27 @@ class RotationContext:
     def say(self, text: str) -> None:
         self.out.write(text + "\n")
         self.out.flush()
+
+
+# --- the VM's lock (infra/ops/lock.py) -------------------------------------------------------------
+
+
+def take_lock(link: VmLink, vm: Vm, *, operator: str, operation: str, command: str, wait: float, out: TextIO) -> vm_lock.HeldLock:
+    """Takes the VM's lock before a rotation or prune observes anything, so that what it observes stays
+    true until it ends: without it, two rotations each rewrite the versions file from their own stale view.
+    Raises vm_lock.LockBusy naming the holder."""
+    def say(text: str) -> None:
+        out.write(text + "\n")
+        out.flush()
+
+    link.run(["true"])  # opens the session, so the lock can name its SSH user
+    request = vm_lock.LockRequest(operation=operation, command=command, by=operator, ssh_user=link.ssh_user)
+    return vm_lock.acquire(link, vm, request, wait=wait, report=say)
+
+
+def give_lock_back(link: VmLink, holding: vm_lock.HeldLock | None, out: TextIO) -> None:
+    if holding is not None:
+        vm_lock.give_back(holding, link, report=lambda text: out.write(text + "\n"), release_with=lambda: link)
 
 
 # --- observing ------------------------------------------------------------------------------------

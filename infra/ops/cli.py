@@ -1,4 +1,4 @@
-"""`python -m infra status | logs | ssh | audit`: the operator's everyday views of the VM.
+"""`python -m infra status | logs | ssh | audit | lock`: the operator's everyday views of the VM.
 
 Each command opens ONE verified SSH session (the same layer as the deploy), runs pure-built
 commands over it, and prints. Exit status: 0 ok, 2 bad input or configuration, 1 remote failure.
@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TextIO
 
 from infra.ops import commands
+from infra.ops import lock as vm_lock
+from infra.ops.audit import entry as audit_entry
 from infra.ops.audit import parse_audit, render_audit
 from infra.ops.reach import CONNECT_ATTEMPTS, OpsContext, context_from_stack
 from infra.ops.status import gather_status, render_text, to_json
@@ -78,6 +82,23 @@ def register(subparsers: argparse._SubParsersAction, *, context_factory: Context
     audit.add_argument("--json", action="store_true", help="print the entries as a JSON list")
     audit.set_defaults(func=runner(lambda args, context, out: run_audit(context, out, lines=args.lines, as_json=args.json)))
 
+    lock = subparsers.add_parser(
+        "lock",
+        help="see or break the VM's lock, held by every deploy, key rotation and prune",
+        description="Every mutating operation holds one lock on the VM (a directory on the data disk) from its first change "
+        "to its end. A cut connection leaves it behind: rerunning the same operation takes it over, or break it here.",
+    )
+    lock_actions = lock.add_subparsers(dest="lock_command", required=True, metavar="ACTION")
+    lock_status = lock_actions.add_parser("status", parents=[common], help="who holds the lock, with which command, since when")
+    lock_status.add_argument("--json", action="store_true", help="print one JSON object, for scripts")
+    lock_status.set_defaults(func=runner(lambda args, context, out: run_lock_status(context, out, as_json=args.json, now=now())))
+    lock_release = lock_actions.add_parser("release", parents=[common], help="break a lock left by an interrupted operation",
+                                           description="Break the VM's lock. Only for a lock whose operation no longer runs: "
+                                           "two operations at once can corrupt the versions file or the live release.")
+    lock_release.add_argument("--yes", action="store_true", help="do not ask for confirmation (needed without a terminal)")
+    lock_release.add_argument("--id", dest="lock_id", help="break it only if it is still this holding (the lock id `lock status` shows)")
+    lock_release.set_defaults(func=runner(lambda args, context, out: run_lock_release(context, out, yes=args.yes, lock_id=args.lock_id, now=now())))
+
 
 def _guarded(action: Callable[[], int]) -> int:
     try:
@@ -87,6 +108,9 @@ def _guarded(action: Callable[[], int]) -> int:
         return EXIT_INPUT
     except (HostKeysNotReady, SshError) as exc:
         _complain("cannot reach the VM", [str(exc)])
+        return EXIT_REMOTE
+    except vm_lock.LockError as exc:
+        _complain("the VM's lock", [str(exc)])
         return EXIT_REMOTE
 
 
@@ -137,4 +161,45 @@ def run_audit(context: OpsContext, out: TextIO, *, lines: int, as_json: bool) ->
         out.write("no deploy or rotation recorded yet\n")
     else:
         out.write(render_audit(entries))
+    return EXIT_OK
+
+
+def run_lock_status(context: OpsContext, out: TextIO, *, as_json: bool, now: datetime) -> int:
+    with connect(context.target, attempts=CONNECT_ATTEMPTS) as session:
+        state = vm_lock.read(session, context.vm)
+    if as_json:
+        details = asdict(state.details) if state.details else None
+        out.write(json.dumps({"locked": state.verdict != "free", "lock_id": state.token, "holder": details}, indent=2) + "\n")
+    else:
+        out.write("".join(line + "\n" for line in vm_lock.status_lines(state, now)))
+    return EXIT_OK
+
+
+def run_lock_release(context: OpsContext, out: TextIO, *, yes: bool, lock_id: str | None, now: datetime, confirm: Callable[[str], bool] | None = None) -> int:
+    """Breaks the lock the operator has just been shown, and only that one (its token), never a holding taken since."""
+    with connect(context.target, attempts=CONNECT_ATTEMPTS) as session:
+        state = vm_lock.read(session, context.vm)
+        if state.verdict == "free":
+            out.write("unlocked: there is no lock to release\n")
+            return EXIT_OK
+        out.write("".join(line + "\n" for line in vm_lock.status_lines(state, now)))
+        if lock_id is not None and lock_id != state.token:
+            _complain("not released", [f"the lock is now held with id {state.token}, not {lock_id}; check `python -m infra lock status` again"])
+            return EXIT_REMOTE
+        if not yes:
+            if confirm is None and not sys.stdin.isatty():
+                _complain("not released", ["no terminal to confirm on: pass --yes once you know that operation no longer runs"])
+                return EXIT_INPUT
+            asked = confirm or (lambda question: input(f"{question} [y/N] ").strip().lower() in ("y", "yes"))
+            if not asked("Break this lock? Only if that operation no longer runs."):
+                out.write("not confirmed; the lock stays\n")
+                return EXIT_INPUT
+        verdict = vm_lock.break_lock(session, context.vm, state.token or "")
+        if verdict != "released":
+            _complain("not released", ["the lock changed while you looked (released, or taken by another operation); check `python -m infra lock status` again"])
+            return EXIT_REMOTE
+        holder = asdict(state.details) if state.details else None
+        line = audit_entry("lock-broken", at=now, actor=os.environ.get("INNGEST_KIT_OPERATOR") or context.target.user, holder=holder)
+        session.run(commands.audit_append(context.vm), stdin=line.encode(), check=False)
+    out.write("released: the VM's lock is free; rerun the interrupted operation to bring the VM to a known state\n")
     return EXIT_OK

@@ -49,6 +49,11 @@ class SshConnectionError(SshError):
     """The server could not be reached, after every attempt allowed."""
 
 
+class _DroppedDuringLogin(EOFError):
+    """The connection closed while logging in: paramiko says "Authentication failed" then too, but the
+    server never answered for the key, so this is a lost connection (retried), not a refused key."""
+
+
 class RemoteCommandError(SshError):
     def __init__(self, command: Sequence[str], exit_status: int, stderr: str):
         self.command = list(command)
@@ -186,6 +191,15 @@ def _open(target: SshTarget, pkey: paramiko.PKey) -> paramiko.SSHClient:
             allow_agent=False,
             look_for_keys=False,
         )
+    except paramiko.AuthenticationException as exc:
+        transport = client.get_transport()
+        dropped = transport is None or not transport.is_active()
+        client.close()
+        if sock is not None:
+            sock.close()
+        if dropped:
+            raise _DroppedDuringLogin(f"the connection was lost during login, before the server answered for the key ({exc})") from exc
+        raise
     except BaseException:
         client.close()
         if sock is not None:
@@ -240,7 +254,7 @@ def connect(
         _count("connections_opened")
         return Session(target, client)
     raise SshConnectionError(
-        f"cannot connect to {target.address} after {attempt} attempt(s) and {waited:.0f} s of waiting: {last_error}. "
+        f"cannot connect to {target.address} after {attempt} attempt(s) and {waited:.0f} s of waiting: {str(last_error) or type(last_error).__name__}. "
         "Is the VM running, and is port 22 open to you (IAP range or your own)?"
     )
 
