@@ -42,7 +42,7 @@ from infra.remote.vm import Vm
 
 LOCK_WAIT_ENV = "INNGEST_KIT_LOCK_WAIT"  # seconds a second operation waits for the lock, for every command
 DEFAULT_WAIT = 60.0
-DEFAULT_POLL = 5.0
+DEFAULT_POLL = 2.0  # one round trip per poll; through IAP that is about half a second
 STATUS_HINT = "python -m infra lock status --stack STACK"
 RELEASE_HINT = "python -m infra lock release --stack STACK --yes"
 

@@ -100,7 +100,10 @@ def acquire(vm: Vm, token: str) -> list[str]:
 TAKE_OVER_SCRIPT = """\
 set -u
 lock=$1 old=$2 token=$3
-[ "$(cat -- "$lock/token" 2>/dev/null)" = "$old" ] && mkdir -- "$lock/takeover.$old" 2>/dev/null || { echo lost; exit 0; }
+if [ "$(cat -- "$lock/token" 2>/dev/null)" != "$old" ] || ! mkdir -- "$lock/takeover.$old" 2>/dev/null; then
+  echo lost
+  exit 0
+fi
 printf '%s\\n' "$token" >"$lock/token.new" && mv -f -- "$lock/token.new" "$lock/token"
 cat >"$lock/details.new" && mv -f -- "$lock/details.new" "$lock/details.json"
 echo taken-over
