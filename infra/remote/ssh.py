@@ -327,7 +327,13 @@ class Session:
                 if remaining is not None and remaining <= 0:
                     raise RemoteCommandError(argv, -1, f"timed out after {timeout} s")
                 select.select([wake], [], [], min(remaining, 1.0) if remaining is not None else 1.0)
-            return channel.recv_exit_status()
+            status = channel.recv_exit_status()
+            transport = self._client.get_transport()
+            if status == -1 and (transport is None or not transport.is_active()):
+                # paramiko closes the channel with no exit status when the connection dies: whether the
+                # command ran is unknown, which is not the same as a command that failed.
+                raise SshConnectionError(f"the connection to {self.target.address} was lost while running {shlex.join(argv)[:200]}")
+            return status
         finally:
             channel.close()
 
