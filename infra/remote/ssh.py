@@ -275,7 +275,10 @@ class Session:
 
     def close(self) -> None:
         if self._sftp is not None:
-            self._sftp.close()
+            try:
+                self._sftp.close()
+            except (EOFError, OSError, paramiko.SSHException):
+                pass  # the connection is already gone; closing must not hide the error that ended it
             self._sftp = None
         self._client.close()
 

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the deploy fixtures are imported from test_deploy_e2e and named as parameters)
 """The two races of a VM without a lock, against the real sshd: each test forces the interleaving that
 corrupts, and runs it with the lock (it must hold) and with the lock taken out (it must break, which
 proves the test can see the race at all).
