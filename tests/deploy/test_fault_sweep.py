@@ -167,10 +167,11 @@ def sweep(stand, sshd, fake, proxy, *, old_files, new_files, mode):
     return seen
 
 
-@pytest.mark.parametrize("mode", ["outage", "reply-lost"])
-def test_a_cut_at_every_step_of_a_first_deploy(stand, sshd, fake, flaky_proxy, mode):  # noqa: F811
+def test_a_cut_at_every_step_of_a_first_deploy(stand, sshd, fake, flaky_proxy):  # noqa: F811
+    # Outage only: with nothing to roll back to, a lost reply after the switch is the same case as a
+    # cut before the next step, which the outage sweep covers.
     proxy = flaky_proxy(sshd.port)
-    sweep(stand, sshd, fake, proxy, old_files=None, new_files=stack_files(sshd.root), mode=mode)
+    sweep(stand, sshd, fake, proxy, old_files=None, new_files=stack_files(sshd.root), mode="outage")
 
 
 @pytest.mark.parametrize("mode", ["outage", "reply-lost"])
