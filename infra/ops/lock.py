@@ -145,7 +145,7 @@ def acquire(
     for _ in range(math.ceil(wait / max(poll, 0.001)) + 3):
         result = session.run(lock_commands.acquire(vm, token), stdin=details.to_json(), check=False)
         if result.exit_status != 0:
-            raise LockError(_cannot_lock(vm, result.stderr))
+            raise LockError(_cannot_lock(session, vm, result.stderr))
         state = lock_commands.parse(result.stdout)
         if state.verdict == lock_commands.ACQUIRED:
             return HeldLock(vm, details)
@@ -169,9 +169,13 @@ def acquire(
     raise LockBusy(state, wait)
 
 
-def _cannot_lock(vm: Vm, stderr: str) -> str:
+def _cannot_lock(session: LockSession, vm: Vm, stderr: str) -> str:
     if disk.says_no_space(stderr):
-        return disk.full_disk_message(vm, vm.paths.data, 0)
+        return disk.full_disk_message(vm, vm.paths.data, None)
+    # Some shells say only "I/O error" when a write finds the disk full: ask the disk.
+    free = disk.parse_free_kb(session.run(disk.free_space(vm, vm.paths.data), check=False).stdout)
+    if free is not None and free < disk.MIN_FREE_KB:
+        return disk.full_disk_message(vm, vm.paths.data, free)
     return f"cannot take the VM's lock at {vm.paths.lock}: {stderr.strip() or 'no message'}. Is the data disk mounted at {vm.paths.data}?"
 
 
