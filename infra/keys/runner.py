@@ -285,8 +285,10 @@ def _rollback(ctx: RotationContext, step: Step) -> Outcome:
         execute(ctx, undo)
     except Exception as error:
         ctx.say(f"      rollback failed: {_explain(error)}")
+        ctx.say("      the stack may run a mix of old and new keys; run the same command again once the VM and "
+                "Secret Manager are reachable: it resumes where this run stopped")
         return Outcome.FAILED
-    ctx.say("      rolled back: the old key is in service again")
+    ctx.say("      rolled back: the old key is in service again; fix the cause and run the same command again")
     return Outcome.ROLLED_BACK
 
 
