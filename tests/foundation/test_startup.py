@@ -12,8 +12,7 @@ import subprocess
 import pytest
 import yaml
 
-from infra import layout
-from infra import startup
+from infra import layout, startup
 from infra.startup import COMPOSE_VERSION, DOCKER_VERSION, render_startup_script, render_unit, startup_script_version
 
 
