@@ -106,12 +106,13 @@ def _secret_client(outputs: Mapping[str, Any]):
 
 
 def _ssh_target(outputs: Mapping[str, Any]):
-    from infra.ops.reach import context_from_outputs
+    from infra.ops.reach import context_from_outputs, require_operator_identity
+    from infra.remote.identity import IdentityError
     from infra.remote.target import StackOutputsError
 
     try:
-        return context_from_outputs(outputs, via=None).target
-    except StackOutputsError as error:
+        return context_from_outputs(outputs, via=None, identity_check=require_operator_identity).target
+    except (StackOutputsError, IdentityError) as error:
         raise Refused(error.problems) from None
 
 
