@@ -60,12 +60,14 @@ def wait_until_ready(
     """Poll the VM's startup record over `session` until it names `expected_version`; returns it.
 
     Reruns the startup script when the record names another version, once per record seen (a rerun
-    that records the old version again means the metadata server still served the old script).
+    that records the old version again means the metadata server still served the old script), and
+    once when the script has ended without any record.
     Raises VmNotReady after `settings.timeout` seconds, naming the commands that show the logs.
     """
     started = clock()
     deadline = started + settings.timeout
     rerun_after: StartupRecord | None = None
+    reran_unrecorded = False
     polls = max(1, math.ceil(settings.timeout / max(settings.poll_interval, 0.001)) + 2)  # a stuck clock cannot loop forever
     record = None
     for _ in range(polls):
@@ -76,6 +78,12 @@ def wait_until_ready(
                 progress("warning: the VM's startup script could not install the Ops Agent, so container logs do not reach "
                          f"Cloud Logging (the stack is unaffected). See: {startup_record.startup_log_commands(where.vm_name, where.zone, where.project, via_iap=where.via_iap)[1]}")
             return record
+        if record is None and not reran_unrecorded and _has_ended(session, vm):
+            # Ended without a record: a VM set up before the script recorded itself, or a failed run
+            # (a transient one may pass now). Run it once more; a second failure is left to the timeout.
+            progress("the VM's startup script is not running and recorded no completion: running it again on the VM")
+            session.run(startup_record.rerun_startup_script(vm), timeout=COMMAND_TIMEOUT)
+            reran_unrecorded = True
         if record is not None and record != rerun_after:
             progress(f"the VM's startup script last completed as version {short(record.version)}, this deploy needs "
                      f"{short(expected_version)}: running it again on the VM (no reboot needed)")
@@ -89,6 +97,11 @@ def wait_until_ready(
                  f"{now - started:.0f} s of at most {settings.timeout:.0f} s")
         sleep(max(0.0, min(settings.poll_interval, deadline - now)))
     raise VmNotReady(_not_ready_message(session, vm, expected_version, record, where, settings))
+
+
+def _has_ended(session, vm: Vm) -> bool:
+    state = session.run(startup_record.startup_script_state(vm), check=False, timeout=COMMAND_TIMEOUT)
+    return state.stdout.strip() in ("inactive", "failed")
 
 
 def _not_ready_message(session, vm: Vm, expected: str, record: StartupRecord | None, where: Where, settings: ReadySettings) -> str:

@@ -28,6 +28,11 @@ def rerun_startup_script(vm: Vm) -> list[str]:
     return [*vm.tools.systemctl, "start", "--no-block", layout.STARTUP_SCRIPT_UNIT]
 
 
+def startup_script_state(vm: Vm) -> list[str]:
+    """`activating` while the script runs; `inactive` or `failed` once it has ended (a oneshot unit)."""
+    return [*vm.tools.systemctl, "is-active", layout.STARTUP_SCRIPT_UNIT]
+
+
 def startup_journal_tail(vm: Vm, lines: int = 15) -> list[str]:
     return [*vm.tools.sudo, "journalctl", "-u", layout.STARTUP_SCRIPT_UNIT, "-n", str(lines), "--no-pager", "-o", "cat"]
 

@@ -50,13 +50,16 @@ def write_record(root: Path, version: str, completed: str = "2026-11-24T22:00:00
     path.write_text(f"version={version}\ncompleted={completed}\nops_agent={ops_agent}\n")
 
 
-def systemctl_stand_in(directory: Path, root: Path, writes_version: str) -> tuple[str, Path]:
-    """A stand-in for `sudo systemctl` (tests only): records argv; `start` writes the record as the rerun script would."""
+def systemctl_stand_in(directory: Path, root: Path, writes_version: str, state: str = "activating") -> tuple[str, Path]:
+    """A stand-in for `sudo systemctl` (tests only): records argv; `is-active` answers `state`;
+    `start` writes the record as the rerun script would."""
     log = directory / "systemctl.log"
     program = directory / "systemctl"
     program.write_text(
         "#!/bin/sh\n"
+        f"[ \"$1\" = is-active ] && {{ echo {state}; exit 3; }}\n"
         f"echo \"$*\" >> {log}\n"
+        f"mkdir -p {record_path(root).parent}\n"
         f"[ \"$1\" = start ] && printf 'version={writes_version}\\ncompleted=2026-11-24T23:00:00Z\\nops_agent=installed\\n' > {record_path(root)}\n"
         "exit 0\n"
     )
@@ -112,6 +115,26 @@ def test_a_rerun_that_keeps_recording_the_old_version_fails_and_says_which_versi
     # Once for the first record, once more for the rerun's own (new completion time), then it waits.
     assert log.read_text().splitlines() == ["start --no-block google-startup-scripts.service"] * 2
     assert f"its record names version {OLD[:12]} (completed 2026-11-24T23:00:00Z)" in str(failure.value)
+
+
+def test_a_script_that_ended_without_a_record_is_rerun_once(sshd, tmp_path):
+    """A VM set up before the script recorded itself, or a failed boot run: nothing is running, nothing recorded."""
+    systemctl, log = systemctl_stand_in(tmp_path, sshd.root, writes_version=EXPECTED, state="inactive")
+    progress: list[str] = []
+    clock = Clock()
+    with ssh.connect(sshd.target()) as session:
+        record = wait_until_ready(session, vm_at(sshd.root, systemctl), EXPECTED, where=WHERE, settings=ReadySettings(timeout=60, poll_interval=5), progress=progress.append, clock=clock, sleep=clock.sleep)
+    assert record.version == EXPECTED
+    assert log.read_text() == "start --no-block google-startup-scripts.service\n"
+    assert progress[0] == "the VM's startup script is not running and recorded no completion: running it again on the VM"
+
+
+def test_a_script_still_running_is_not_started_twice(sshd, tmp_path):
+    systemctl, log = systemctl_stand_in(tmp_path, sshd.root, writes_version=EXPECTED, state="activating")
+    clock = Clock()
+    with ssh.connect(sshd.target()) as session, pytest.raises(VmNotReady):
+        wait_until_ready(session, vm_at(sshd.root, systemctl), EXPECTED, where=WHERE, settings=ReadySettings(timeout=10, poll_interval=5), progress=lambda line: None, clock=clock, sleep=clock.sleep)
+    assert not log.exists()
 
 
 def test_a_failed_ops_agent_is_a_warning_not_a_failure(sshd):
