@@ -118,10 +118,14 @@ def _ssh_target(outputs: Mapping[str, Any]):
 
 def _database_users(outputs: Mapping[str, Any]):
     import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
 
     from infra.keys.database import CloudSqlUsers
 
-    credentials, _ = google.auth.default()
+    try:
+        credentials, _ = google.auth.default()
+    except DefaultCredentialsError:
+        raise Refused(["Google credentials: none found. Fix: run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS"]) from None
     return CloudSqlUsers(str(outputs["project"]), credentials)
 
 
