@@ -184,6 +184,8 @@ class StackDeployProvider(ResourceProvider):
                     timeout=float(startup.get("timeout", ReadySettings.timeout)),
                     poll_interval=float(startup.get("poll_interval", ReadySettings.poll_interval)),
                 )
+                # A Python dynamic provider has no engine connection: pulumi.log prints to its stderr,
+                # which the CLI shows under the resource (pulumi/pulumi#4009, #6065).
                 wait_until_ready(
                     session, _vm(props), version, where=_where(props), settings=settings,
                     progress=self.progress or pulumi.log.info, sleep=self.sleep or time.sleep,
