@@ -43,7 +43,7 @@ class CertificateAuthority:
         self.key = ec.generate_private_key(ec.SECP256R1())
         # Cloud SQL's per-instance CA is named "Google Cloud SQL Server CA"; the label keeps two apart.
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"Google Cloud SQL Server CA ({label}, test)"), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Google, Inc")])
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         self.name = name
         self.cert = (
             x509.CertificateBuilder()
@@ -62,7 +62,7 @@ class CertificateAuthority:
     def server_certificate(self, common_name: str) -> ServerCertificate:
         """A leaf with the instance's connection-style name as CN and no SAN, like Cloud SQL's."""
         key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         cert = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Google, Inc")]))
