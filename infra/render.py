@@ -210,10 +210,12 @@ def database_url(user: str, password_expr: str, inputs: RenderInputs, database: 
 
     Direct: `sslmode=verify-ca` with the instance's own CA as `sslrootcert`. Cloud SQL's server
     certificate is signed by a per-instance CA and names the instance (`<project>:<instance>`), not
-    its IP, so verify-full would always fail and `require` verifies nothing (libpq; pgx's
-    pgconn/config.go configTLS, which Inngest uses: verify-ca checks the chain against sslrootcert
-    and skips the name). node-postgres needs `useLibpqCompat` to read verify-ca this way (README,
-    "Your app's database connection"). Passwords are URL-safe (infra/naming.py).
+    its IP, so verify-full would always fail and `require` verifies nothing (libpq). Inngest v1.43.0
+    hands the URI to pgx v5.9.2 (`sql.Open("pgx", uri)` in pkg/db/postgres/migrations.go; go.mod),
+    whose pgconn/config.go configTLS reads `sslrootcert` into the CA pool and, for verify-ca, checks
+    the chain against it and skips the name, as libpq does. node-postgres needs `useLibpqCompat` to
+    read verify-ca this way (README, "Your app's database connection"). Passwords are URL-safe
+    (infra/naming.py).
 
     Through the Auth Proxy: the proxy encrypts and verifies the connection that leaves the VM; the
     hop to it stays on the stack's bridge network (infra/sql_proxy.py).

@@ -4,10 +4,12 @@ no IP SAN; tests/support/tls_postgres.py):
 
 - node-postgres: npm `pg` 8.23.1 (tests/node), the way the README tells an app to call it;
 - psycopg 3 (PyPI `psycopg[binary]`), and `psql`: both libpq.
-- The Inngest server (Go, pgx) cannot run here. pgx follows libpq: jackc/pgx `pgconn/config.go`,
-  `configTLS`: `sslrootcert` loads the CA pool, and `verify-ca` sets InsecureSkipVerify with a
-  VerifyPeerCertificate that checks the chain against that pool and leaves the name unchecked. So
-  Inngest's --postgres-uri is tested with libpq (psql, psycopg) as the faithful stand-in.
+- The Inngest server (Go, pgx) cannot run here. inngest/inngest v1.43.0 opens its --postgres-uri with
+  `sql.Open("pgx", uri)` (pkg/db/postgres/migrations.go) and pins jackc/pgx v5.9.2 (go.mod). pgx
+  follows libpq there: `pgconn/config.go`, `configTLS`: `sslrootcert` loads the CA pool, and
+  `verify-ca` sets InsecureSkipVerify with a VerifyPeerCertificate that checks the chain against that
+  pool and leaves the name unchecked. So Inngest's URI is tested with libpq (psql, psycopg) as the
+  faithful stand-in.
 
 Each driver gets exactly what the kit renders: the URL comes out of the rendered with-secrets.sh and
 start-inngest.sh, run for real on the secrets fetch-secrets.sh wrote. Only two things are re-pointed,
