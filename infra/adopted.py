@@ -9,6 +9,9 @@ How the VM reaches it (README, "Adopting an existing Cloud SQL instance"):
 - only a public IP: the VM stays in the kit's own VPC and the stack runs Google's Cloud SQL Auth
   Proxy (infra/sql_proxy.py), which authorizes with the VM's service account: no authorized network
   is needed, and none is added.
+- an instance that demands client certificates (ssl_mode TRUSTED_CLIENT_CERTIFICATE_REQUIRED) refuses
+  a plain TLS client: the Auth Proxy, which presents one, serves it (over the private IP from inside
+  the instance's VPC when it has one).
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from infra.config import MEMORY_MAX_CONNECTIONS, NAMESPACE, RESERVED_CONNECTIONS
 
 VIA_PRIVATE_NETWORK = "private-network"
 VIA_AUTH_PROXY = "auth-proxy"
+VIA_PRIVATE_AUTH_PROXY = "private-network-auth-proxy"
 VIA_KIT_NETWORK = "kit-network"  # a new instance: private IP through the kit's own VPC and PSA
 
+CLIENT_CERTIFICATES_REQUIRED = "TRUSTED_CLIENT_CERTIFICATE_REQUIRED"
 NETWORK_RE = re.compile(r"^(?:https://www\.googleapis\.com/compute/v1/)?projects/([^/]+)/global/networks/([^/]+)$")
 # Legacy tiers still common on older instances: memory per vCPU (Cloud SQL "Machine series" docs).
 _N1_MEMORY_MB = {"standard": 3840, "highmem": 6656}
@@ -43,6 +48,7 @@ class AdoptedInstance:
     authorized_networks: tuple[str, ...]
     server_ca_pem: str  # every current server CA certificate, PEM, concatenated
     max_connections_flag: int | None  # the instance's `max_connections` database flag, if set
+    ssl_mode: str = ""  # settings.ipConfiguration.sslMode
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,7 @@ class DatabaseReach:
     network: str  # the VPC the VM joins: "" for the kit's own
     proxy_instance: str  # the connection name the proxy serves, "" when direct
     description: str  # one sentence for the plan and the stack output
+    proxy_private_ip: bool = False  # the proxy dials the private IP (`--private-ip`)
 
 
 def _get(source: Any, name: str, default: Any = None) -> Any:
@@ -86,6 +93,7 @@ def from_invoke(result: Any) -> AdoptedInstance:
         authorized_networks=tuple(_get(n, "value", "") for n in _get(ip_config, "authorized_networks", [])),
         server_ca_pem="\n".join(certs) + ("\n" if certs else ""),
         max_connections_flag=int(max_connections) if max_connections and str(max_connections).isdigit() else None,
+        ssl_mode=_get(ip_config, "ssl_mode", ""),
     )
 
 
@@ -105,6 +113,18 @@ def choose_reach(instance: AdoptedInstance, project: str) -> DatabaseReach:
                 "connects through the Cloud SQL Auth Proxy with the VM's service account), or deploy the kit in a service project attached to that Shared VPC."
             ])
         network = f"projects/{network_project}/global/networks/{network_name}"
+        if instance.ssl_mode == CLIENT_CERTIFICATES_REQUIRED:
+            return DatabaseReach(
+                via=VIA_PRIVATE_AUTH_PROXY,
+                address="",
+                network=network,
+                proxy_instance=instance.connection_name,
+                proxy_private_ip=True,
+                description=(
+                    f"Cloud SQL Auth Proxy to {instance.connection_name} over private IP {instance.private_ip}: the VM joins the instance's network "
+                    f"{network_name} (VPC peering is not transitive), and the instance demands client certificates, which the proxy presents"
+                ),
+            )
         return DatabaseReach(
             via=VIA_PRIVATE_NETWORK,
             address=instance.private_ip,
@@ -121,6 +141,8 @@ def choose_reach(instance: AdoptedInstance, project: str) -> DatabaseReach:
 
 
 def _through_proxy(instance: AdoptedInstance, why: str) -> DatabaseReach:
+    if instance.ssl_mode == CLIENT_CERTIFICATES_REQUIRED:
+        why += "; it demands client certificates, which the proxy presents"
     return DatabaseReach(
         via=VIA_AUTH_PROXY,
         address="",

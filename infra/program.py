@@ -142,6 +142,7 @@ def release_files(
     initial_versions: dict[str, str],
     server_ca_pem: str = "",
     sql_proxy_instance: str = "",
+    sql_proxy_private_ip: bool = False,
 ) -> dict[str, str]:
     secrets = {logical: SecretRef(secret_ids[logical], initial_versions[logical]) for logical in secret_ids}
     inputs = RenderInputs(
@@ -150,6 +151,7 @@ def release_files(
         secrets=secrets,
         server_ca_pem=server_ca_pem,
         sql_proxy_instance=sql_proxy_instance,
+        sql_proxy_private_ip=sql_proxy_private_ip,
     )
     return render_stack(config, inputs)
 
@@ -161,7 +163,7 @@ def _deployment(
     the database objects, the secrets the VM reads, and the deploy identity's key and roles."""
     files = pulumi.Output.all(
         database.private_ip, pulumi.Output.all(**secrets.secret_ids), pulumi.Output.all(**secrets.initial_versions), database.server_ca_pem
-    ).apply(lambda values: release_files(config, values[0], values[1], values[2], values[3], reach.proxy_instance))
+    ).apply(lambda values: release_files(config, values[0], values[1], values[2], values[3], reach.proxy_instance, reach.proxy_private_ip))
     via_iap = config.ssh_via == "iap"
     vm_name = vm.instance.name
     return StackDeployment(

@@ -114,6 +114,8 @@ class RenderInputs:
     # The instance's connection name when the stack reaches it through the Cloud SQL Auth Proxy
     # (an adopted instance with only a public IP; infra/sql_proxy.py), else "".
     sql_proxy_instance: str = ""
+    # The proxy dials the instance's private IP (an instance in the VM's VPC that demands client certificates).
+    sql_proxy_private_ip: bool = False
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,7 @@ def render_stack(config: StackConfig, inputs: RenderInputs) -> dict[str, str]:
 
     _check_inputs(config, inputs)
     files = {
-        COMPOSE_FILE: compose_file(config, sql_proxy_instance=inputs.sql_proxy_instance),
+        COMPOSE_FILE: compose_file(config, sql_proxy_instance=inputs.sql_proxy_instance, sql_proxy_private_ip=inputs.sql_proxy_private_ip),
         CADDYFILE: render_caddyfile(config),
         APP_ENV_FILE: render_app_env(config),
         FETCH_SECRETS: _render(FETCH_SECRETS, **_fetch_secrets_context(config, inputs)),

@@ -33,8 +33,9 @@ PROXY_PORT = 5432
 CONNECTION_NAME_RE = re.compile(r"^([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]:[a-z]+-[a-z]+\d+:[a-z][a-z0-9-]{0,96}$")
 
 
-def proxy_command(connection_name: str) -> list[str]:
-    """The proxy's arguments (its image's entry point is the binary)."""
+def proxy_command(connection_name: str, private_ip: bool = False) -> list[str]:
+    """The proxy's arguments (its image's entry point is the binary). `--private-ip` dials the
+    instance's private IP instead of its public one (the default)."""
     return [
         # Listen on the stack's network, not only inside the container.
         "--address", "0.0.0.0",
@@ -43,14 +44,15 @@ def proxy_command(connection_name: str) -> list[str]:
         "--health-check",
         # One JSON object per line, which the Ops Agent ships to Cloud Logging.
         "--structured-logs",
+        *(["--private-ip"] if private_ip else []),
         connection_name,
     ]  # fmt: skip
 
 
-def proxy_service(connection_name: str, logging: dict[str, Any]) -> dict[str, Any]:
+def proxy_service(connection_name: str, logging: dict[str, Any], private_ip: bool = False) -> dict[str, Any]:
     return {
         "image": PROXY_IMAGE,
-        "command": proxy_command(connection_name),
+        "command": proxy_command(connection_name, private_ip),
         "healthcheck": {
             "test": ["CMD", "/cloud-sql-proxy", "wait", "--max", "5s"],
             "interval": "15s",
@@ -63,10 +65,10 @@ def proxy_service(connection_name: str, logging: dict[str, Any]) -> dict[str, An
     }
 
 
-def add_proxy(model: dict[str, Any], connection_name: str, clients: tuple[str, ...], logging: dict[str, Any]) -> None:
+def add_proxy(model: dict[str, Any], connection_name: str, clients: tuple[str, ...], logging: dict[str, Any], private_ip: bool = False) -> None:
     """Adds the proxy to a compose model, and makes each client service wait until it is up."""
     services = model["services"]
-    services[PROXY_SERVICE] = proxy_service(connection_name, logging)
+    services[PROXY_SERVICE] = proxy_service(connection_name, logging, private_ip)
     for client in clients:
         depends = services[client].setdefault("depends_on", {})
         depends[PROXY_SERVICE] = {"condition": "service_healthy"}

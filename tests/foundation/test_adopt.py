@@ -211,3 +211,14 @@ def test_the_subnet_range_is_a_setting_checked_before_anything_runs():
         evaluate("adopt", raw=raw)
     raw["inngest-kit:vm"]["subnetCidr"] = "10.42.8.0/22"
     assert one(evaluate("adopt", raw=raw).document, SUBNET, "subnet")["inputs"]["ipCidrRange"] == "10.42.8.0/22"
+
+
+def test_an_instance_that_demands_client_certificates_is_reached_by_the_proxy_over_its_private_ip():
+    strict = described(ipConfiguration={"ipv4Enabled": False, "privateNetwork": SHARED_VPC, "sslMode": "TRUSTED_CLIENT_CERTIFICATE_REQUIRED"})
+    document = evaluate("adopt", adopted_instance=strict).document
+    assert one(document, SUBNET, "subnet")["inputs"]["network"] == SHARED_VPC
+    proxy = yaml.safe_load(document["files"]["docker-compose.yml"])["services"][PROXY_SERVICE]
+    assert proxy["command"][-2:] == ["--private-ip", "acme-web-prod:us-central1:shared-pg"]
+    assert "server-ca.pem" not in document["files"]
+    assert "over private IP 10.61.0.3" in document["outputs"]["database_reach"]
+    no_private_service_access(document)
