@@ -146,7 +146,7 @@ def _adopted_description(config: StackConfig, given: Path | dict[str, Any] | Non
     if given is None:
         return described, [
             f"STAND-IN: the offline plan cannot read the adopted instance {instance}; it assumed the made-up description in "
-            f"{path.relative_to(PROJECT_ROOT)} (private IP on network shared-vpc, tier {described.get('settings', {}).get('tier')}). "
+            f"{path.relative_to(PROJECT_ROOT)} (tier {described.get('settings', {}).get('tier')}; its networking decides the Database line below). "
             f"For your real instance: gcloud sql instances describe {instance} --format=json > {instance}.json, then plan with --adopted-instance {instance}.json"
         ]
     return described, [f"the adopted instance {instance} as described in {path} (not read from GCP by the offline plan)"]
