@@ -222,3 +222,17 @@ def test_an_instance_that_demands_client_certificates_is_reached_by_the_proxy_ov
     assert "server-ca.pem" not in document["files"]
     assert "over private IP 10.61.0.3" in document["outputs"]["database_reach"]
     no_private_service_access(document)
+
+
+def test_pulumi_up_stops_with_exit_2_and_no_resource_when_the_pools_do_not_fit_the_adopted_instance(capsys):
+    from infra.plan.mocks import PlanMocks, RecordingMonitor
+    from tests.foundation.test_entrypoint import run_entrypoint
+
+    raw = adopt_raw()
+    raw["inngest-kit:inngest"]["postgresMaxOpenConns"] = 100  # the stand-in's tier allows 95 in all
+    monitor = RecordingMonitor(PlanMocks("acme-web-prod", "us-central1"))
+    with pytest.raises(SystemExit) as stopped:
+        run_entrypoint(raw, monitor)
+    assert stopped.value.code == 2
+    assert monitor.registrations == []
+    assert "5 + 100 = 105 connections, over the 95 that the adopted instance 'shared-pg' allows" in capsys.readouterr().err
