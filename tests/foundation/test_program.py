@@ -99,11 +99,16 @@ def test_initial_versions_hold_generated_values_as_secrets(plan):
 
 
 def test_generated_keys_are_sized_for_inngest(plan):
-    ids = of_type(plan, "random:index/randomId:RandomId")
-    assert {(r["name"], r["inputs"]["byteLength"]) for r in ids} == {("signing-key", 32), ("event-key", 32)}
-    passwords = of_type(plan, "random:index/randomPassword:RandomPassword")
-    for password in passwords:
-        assert password["inputs"]["overrideSpecial"] == "-_" and password["inputs"]["length"] >= 32
+    passwords = {r["name"]: r["inputs"] for r in of_type(plan, "random:index/randomPassword:RandomPassword")}
+    # 64 characters from exactly [0-9a-f]: 32 bytes as bare hex, as the server hex-decodes it.
+    signing = passwords["inngest-signing-key"]
+    assert signing["length"] == 64 and signing["special"] is True and signing["overrideSpecial"] == "abcdef"
+    assert signing["numeric"] is True and signing["upper"] is False and signing["lower"] is False
+    # Letters and digits only: URL-safe and free of commas.
+    event = passwords["inngest-event-key"]
+    assert event["special"] is False and event["length"] >= 40
+    for logical in ("db-app-password", "db-inngest-password"):
+        assert passwords[logical]["overrideSpecial"] == "-_" and passwords[logical]["length"] >= 32
 
 
 def test_vm_is_shielded_os_login_only_and_has_no_serial_port(plan):
