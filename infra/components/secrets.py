@@ -69,6 +69,13 @@ class Secrets(pulumi.ComponentResource):
         self.db_passwords = {
             naming.APP_DB_USER: generated[naming.DB_APP_PASSWORD],
             naming.INNGEST_DB_USER: generated[naming.DB_INNGEST_PASSWORD],
+            # The login roles that take turns across rotations (infra/keys/db_roles.py) start with a
+            # password no secret holds: a rotation sets the real one before any service uses it.
+            **{
+                role: self._password(f"db-login-{role}", child)
+                for owner in (naming.APP_DB_USER, naming.INNGEST_DB_USER)
+                for role in naming.db_login_roles(owner)
+            },
         }
         self.managed: dict[str, ManagedSecret] = {}
         for logical in naming.KIT_SECRETS:
@@ -94,10 +101,14 @@ class Secrets(pulumi.ComponentResource):
         # The event key travels in the URL (POST /e/{key}) and in comma-separated lists: letters and
         # digits only, as the keys CLI generates them (infra/keys/values.py).
         event = generated(naming.EVENT_KEY, length=EVENT_KEY_LENGTH, special=False)
-        # Cloud SQL accepts these, and they need no escaping inside a postgres:// URL.
-        password_shape = dict(length=32, special=True, override_special="-_", min_lower=2, min_upper=2, min_numeric=2)
-        passwords = {logical: generated(logical, **password_shape) for logical in (naming.DB_APP_PASSWORD, naming.DB_INNGEST_PASSWORD)}
+        passwords = {logical: self._password(logical, child) for logical in (naming.DB_APP_PASSWORD, naming.DB_INNGEST_PASSWORD)}
         return {naming.SIGNING_KEY: signing, naming.EVENT_KEY: event, **passwords}
+
+    @staticmethod
+    def _password(name: str, child: pulumi.ResourceOptions) -> pulumi.Output[str]:
+        # Cloud SQL accepts these, and they need no escaping inside a postgres:// URL.
+        shape = dict(length=32, special=True, override_special="-_", min_lower=2, min_upper=2, min_numeric=2)
+        return pulumi.Output.secret(random.RandomPassword(name, opts=child, **shape).result)
 
     def _rotation(self, args: SecretsArgs) -> gcp.secretmanager.SecretRotationArgs:
         # GCP requires a first reminder time with a period. A fixed past time would be rejected and

@@ -49,3 +49,25 @@ class CloudSqlUsers:
         except HttpError as error:
             raise DatabaseError(f"Cloud SQL Admin API users.update for {user!r} on {instance} failed with HTTP {error.resp.status}") from None
         raise DatabaseError(f"Cloud SQL did not finish updating user {user!r} on {instance} within {self._polls * self._interval:.0f} s")
+
+
+class DatabaseRoles(Protocol):
+    def ensure(self, service: str, owner: str, database: str) -> None: ...
+
+
+class VmPsqlRoles:
+    """Runs infra.keys.db_roles.roles_sql on the VM, as the service's live login role (the only place
+    that reaches Cloud SQL's private IP), through a one-shot psql container."""
+
+    def __init__(self, run: Callable[..., object], vm, host: str):
+        self._run = run  # VmLink.run: (argv, stdin=bytes)
+        self._vm = vm
+        self.host = host
+
+    def ensure(self, service: str, owner: str, database: str) -> None:
+        from infra.keys.db_roles import ensure_roles_command, roles_sql
+
+        if not self.host:
+            raise DatabaseError("no Cloud SQL address is known (stack output sql_private_ip); cannot set up the login roles")
+        argv = ensure_roles_command(self._vm.tools.docker, f"{self._vm.paths.secrets}/{service}", self.host, database)
+        self._run(argv, stdin=roles_sql(owner).encode())

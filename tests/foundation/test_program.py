@@ -72,7 +72,8 @@ def test_cloud_sql_waits_for_private_service_access(plan):
 def test_databases_and_users_for_app_and_inngest(plan):
     assert {r["inputs"]["name"] for r in of_type(plan, "gcp:sql/database:Database")} == {"app", "inngest"}
     users = of_type(plan, "gcp:sql/user:User")
-    assert {u["inputs"]["name"] for u in users} == {"app", "inngest"}
+    # Each database's owner, and its two login roles that take turns across password rotations.
+    assert {u["inputs"]["name"] for u in users} == {"app", "app_a", "app_b", "inngest", "inngest_a", "inngest_b"}
     for user in users:
         assert user["inputs"]["password"] == SECRET
         # The keys CLI rotates passwords outside Pulumi: `pulumi up` must not set the old one back.
@@ -192,7 +193,7 @@ def test_adopt_mode_reads_the_instance_and_creates_only_databases_and_users(adop
     assert instances[0]["options"]["read_only"] is True
     assert not of_type(adopted, "gcp:servicenetworking/connection:Connection")
     assert len(of_type(adopted, "gcp:sql/database:Database")) == 2
-    assert len(of_type(adopted, "gcp:sql/user:User")) == 2
+    assert len(of_type(adopted, "gcp:sql/user:User")) == 6
     for resource in of_type(adopted, "gcp:sql/database:Database") + of_type(adopted, "gcp:sql/user:User"):
         assert resource["inputs"]["instance"] == "shared-pg"
         # Leaving the stack must not drop databases in an instance the stack does not own.

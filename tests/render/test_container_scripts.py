@@ -130,7 +130,7 @@ def test_app_wrapper_names_the_missing_files(tmp_path, release_dir):
     (partial / "INNGEST_SIGNING_KEY").write_text(SIGNING_NEW)
     result = run_script(release_dir / "with-secrets.sh", "true", env={"PATH": "/usr/bin:/bin", "KIT_SECRETS_DIR": str(partial)})
     assert result.returncode == 1
-    assert "missing in" in result.stderr and " INNGEST_EVENT_KEY db-password STRIPE_API_KEY." in result.stderr
+    assert "missing in" in result.stderr and " INNGEST_EVENT_KEY db-user db-password STRIPE_API_KEY." in result.stderr
     assert SIGNING_NEW not in result.stderr
 
 
