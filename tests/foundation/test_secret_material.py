@@ -77,3 +77,15 @@ def test_the_table_refuses_the_generators_whose_id_is_their_value():
     assert SECRET_MATERIAL["random:index/randomId:RandomId"].id_from_value
     assert not SECRET_MATERIAL["random:index/randomPassword:RandomPassword"].id_from_value
     assert all(entry.source for entry in SECRET_MATERIAL.values())
+
+
+def test_a_replaced_generator_puts_no_new_value_into_service(result):
+    # Upgrading from RandomId replaces the generators, so their values change. Every resource that
+    # carries a kit value into service ignores that change: Pulumi neither adds nor replaces a
+    # version, nor resets a database password; only the keys CLI puts a value into service.
+    carriers = [r for r in result.document["resources"] if r["type"] in ("gcp:secretmanager/secretVersion:SecretVersion", "gcp:sql/user:User")]
+    kit = [r for r in carriers if not r["name"].startswith("app-")]
+    assert len(kit) == 4 + 6
+    for resource in kit:
+        field = "secretData" if "secretVersion" in resource["type"] else "password"
+        assert field in resource["options"]["ignore_changes"], resource["name"]
