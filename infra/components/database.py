@@ -41,7 +41,10 @@ CIS_DATABASE_FLAGS = {
     "log_min_error_statement": "error",  # 6.2.6: ERROR or stricter
     "log_min_duration_statement": "-1",  # 6.2.7: disabled (statements may carry secrets)
     "cloudsql.enable_pgaudit": "on",  # 6.2.8: centralized audit logging
-    "pgaudit.log": "role,ddl",  # what pgaudit records: role changes and schema changes
+    # What pgaudit records: role changes and schema changes. The extension itself is created in each
+    # database by the login roles' SQL (infra/keys/db_roles.py), as Cloud SQL's pgAudit page
+    # (sql/docs/postgres/pg-audit) lists: the flag, CREATE EXTENSION, then pgaudit.log.
+    "pgaudit.log": "role,ddl",
 }
 
 
