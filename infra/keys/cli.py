@@ -251,8 +251,6 @@ def _output_problems(outputs: Mapping[str, Any], logicals: tuple[str, ...], need
                 problems.append(f"stack output `secret_ids`: has no {logical!r}. Fix: run `pulumi up` with this version of the kit")
     if need_sql and not outputs.get("sql_connection_name"):
         problems.append("stack output `sql_connection_name`: missing; the database passwords cannot be changed without it. Fix: run `pulumi up`")
-    if need_sql and not outputs.get("sql_private_ip"):
-        problems.append("stack output `sql_private_ip`: missing; the login roles' SQL runs against it from the VM. Fix: run `pulumi up`")
     return problems
 
 

@@ -56,18 +56,18 @@ class DatabaseRoles(Protocol):
 
 
 class VmPsqlRoles:
-    """Runs infra.keys.db_roles.roles_sql on the VM, as the service's live login role (the only place
-    that reaches Cloud SQL's private IP), through a one-shot psql container."""
+    """Runs infra.keys.db_roles.roles_sql on the VM, as the service's live login role, in a one-shot
+    psql container inside the service's network namespace (the only place that reaches the database)."""
 
     def __init__(self, run: Callable[..., object], vm, host: str):
         self._run = run  # VmLink.run: (argv, stdin=bytes)
         self._vm = vm
-        self.host = host
+        self.host = host  # Cloud SQL's private IP; unused when the release goes through the Auth Proxy
 
     def ensure(self, service: str, owner: str, database: str) -> None:
-        from infra.keys.db_roles import ensure_roles_command, roles_sql
+        from infra.keys.db_roles import ensure_roles_command, roles_sql, service_container
 
-        if not self.host:
-            raise DatabaseError("no Cloud SQL address is known (stack output sql_private_ip); cannot set up the login roles")
-        argv = ensure_roles_command(self._vm.tools.docker, f"{self._vm.paths.secrets}/{service}", self.host, database)
+        vm = self._vm
+        container = service_container(vm.compose_project, service)
+        argv = ensure_roles_command(vm.tools.docker, container, f"{vm.paths.secrets}/{service}", vm.paths.current, self.host, database)
         self._run(argv, stdin=roles_sql(owner).encode())

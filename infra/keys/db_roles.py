@@ -23,9 +23,10 @@ from __future__ import annotations
 import re
 
 from infra import naming
+from infra.render import SERVER_CA_FILE, SQL_PORT
+from infra.sql_proxy import PROXY_PORT, PROXY_SERVICE
 
-# The client that runs the SQL on the VM: the official image's psql, on the host network, since
-# Cloud SQL's private IP is reachable from the VM itself.
+# The client that runs the SQL on the VM: the official image's psql.
 PSQL_IMAGE = "postgres:15-alpine"
 _ROLE_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -68,22 +69,37 @@ def roles_sql(owner: str) -> str:
     return "\n".join(statements) + "\n"
 
 
-# Reads the live login and its password from the service's own tmpfs directory (fetch-secrets.sh
-# writes db-user and db-password there), so the password never appears in an argv or environment
-# listing of the host; PGPASSWORD lives only inside the one-shot container.
-PSQL_SCRIPT = """set -eu
+# Runs where the service runs (in its network namespace), so it reaches the database exactly as the
+# service does: directly, verifying the instance's CA shipped in the release, or through the Cloud
+# SQL Auth Proxy on the stack's network when the release has no CA (infra/sql_proxy.py). The live
+# login and its password come from the service's own tmpfs directory (fetch-secrets.sh writes
+# db-user and db-password there): no value in an argv or a host environment; PGPASSWORD lives only
+# inside the one-shot container.
+PSQL_SCRIPT = f"""set -eu
 PGUSER=$(cat /kit/db-user)
 PGPASSWORD=$(cat /kit/db-password)
-export PGUSER PGPASSWORD
+if [ -f /release/{SERVER_CA_FILE} ]; then
+	[ -n "$1" ] || {{ echo "no database address (stack output sql_private_ip)" >&2; exit 2; }}
+	PGHOST=$1 PGPORT={SQL_PORT} PGSSLMODE=verify-ca PGSSLROOTCERT=/release/{SERVER_CA_FILE}
+else
+	PGHOST={PROXY_SERVICE} PGPORT={PROXY_PORT} PGSSLMODE=disable
+fi
+export PGUSER PGPASSWORD PGHOST PGPORT PGSSLMODE
+[ -z "${{PGSSLROOTCERT:-}}" ] || export PGSSLROOTCERT
 exec psql -X -q -v ON_ERROR_STOP=1 -f -
 """
 
 
-def ensure_roles_command(docker: tuple[str, ...], secrets_dir: str, host: str, database: str) -> list[str]:
-    """argv that runs roles_sql (given on stdin) as the service's live login role, over TLS."""
+def service_container(compose_project: str, service: str) -> str:
+    """Compose v2 names a service's first container <project>-<service>-1 (the kit sets no container_name)."""
+    return f"{compose_project}-{service}-1"
+
+
+def ensure_roles_command(docker: tuple[str, ...], container: str, secrets_dir: str, release_dir: str, host: str, database: str) -> list[str]:
+    """argv that runs roles_sql (given on stdin) as the service's live login role."""
     return [
-        *docker, "run", "--rm", "-i", "--network", "host",
-        "-v", f"{secrets_dir}:/kit:ro",
-        "-e", f"PGHOST={host}", "-e", f"PGDATABASE={database}", "-e", "PGSSLMODE=require", "-e", "PGCONNECT_TIMEOUT=10",
-        "--entrypoint", "sh", PSQL_IMAGE, "-c", PSQL_SCRIPT,
+        *docker, "run", "--rm", "-i", "--network", f"container:{container}",
+        "-v", f"{secrets_dir}:/kit:ro", "-v", f"{release_dir}:/release:ro",
+        "-e", f"PGDATABASE={database}", "-e", "PGCONNECT_TIMEOUT=10",
+        "--entrypoint", "sh", PSQL_IMAGE, "-c", PSQL_SCRIPT, "ensure-roles", host,
     ]  # fmt: skip

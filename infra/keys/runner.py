@@ -240,7 +240,7 @@ def _need_database(ctx: RotationContext, *, roles: bool = False):
     if ctx.database is None or not ctx.sql_instance:
         raise RefusedState("no Cloud SQL instance is known (stack output sql_connection_name); cannot change a database password")
     if roles and ctx.roles is None:
-        raise RefusedState("no way to run SQL on the VM is known (stack output sql_private_ip); cannot set up the login roles")
+        raise RefusedState("no way to run SQL on the VM is known; cannot set up the login roles")
     return ctx.roles if roles else ctx.database
 
 
