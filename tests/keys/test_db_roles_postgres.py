@@ -252,3 +252,45 @@ def test_the_single_role_order_does_fail_new_connections(cluster):
         client.stop_flag.set()
         client.join(timeout=30)
     assert len(client.failures) >= 3 and "password authentication failed" in client.failures[0]
+
+
+def run_vm_script(pg, tmp_path: Path, ca_pem: str, user: str, password: str, owner: str) -> subprocess.CompletedProcess:
+    """The VM's one-shot script (infra.keys.db_roles.PSQL_SCRIPT) with the real psql, its two mounts
+    under tmp_path and the test server's port in place of 5432."""
+    kit, release = tmp_path / "kit", tmp_path / "release"
+    for directory in (kit, release):
+        directory.mkdir(exist_ok=True)
+    (kit / "db-user").write_text(user)
+    (kit / "db-password").write_text(password)
+    (release / "server-ca.pem").write_text(ca_pem)
+    script = db_roles.PSQL_SCRIPT.replace("/kit/", f"{kit}/").replace("/release/", f"{release}/").replace("PGPORT=5432", f"PGPORT={pg.port}")
+    env = {"PATH": os.environ["PATH"], "PGDATABASE": DATABASE, "PGCONNECT_TIMEOUT": "10"}
+    return subprocess.run(["sh", "-c", script, "ensure-roles", "127.0.0.1"], input=db_roles.roles_sql(owner), env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_the_vm_script_sets_up_the_roles_over_verified_tls(tmp_path):
+    tls_postgres = pytest.importorskip("tests.support.tls_postgres", reason="cryptography is missing: pip install -r requirements-dev.txt")
+    ca, other = tls_postgres.CertificateAuthority("instance"), tls_postgres.CertificateAuthority("other")
+    first = new_db_password()
+    with tls_postgres.TlsPostgres(ca.server_certificate("acme-web-prod:acme-pg")) as pg:
+        pg.sql("CREATE ROLE cloudsqlsuperuser NOLOGIN CREATEROLE CREATEDB")
+        pg.sql(f"CREATE ROLE {OWNER} LOGIN CREATEROLE CREATEDB IN ROLE cloudsqlsuperuser PASSWORD '{first}'")
+        for login in db_roles.logins_of(OWNER):
+            pg.sql(f"CREATE ROLE {login} LOGIN CREATEROLE CREATEDB IN ROLE cloudsqlsuperuser PASSWORD '{first}-{login}'")
+        pg.sql(f"CREATE DATABASE {DATABASE} OWNER cloudsqlsuperuser")
+
+        # Another instance's CA is refused: verify-ca checks the chain.
+        refused = run_vm_script(pg, tmp_path, other.pem, OWNER, first, OWNER)
+        assert refused.returncode != 0 and "certificate verify failed" in refused.stderr
+        assert pg.sql("SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid WHERE r.rolname = 'app'") == "0"
+
+        done = run_vm_script(pg, tmp_path, ca.pem, OWNER, first, OWNER)
+        assert done.returncode == 0, done.stderr
+        members = pg.sql("SELECT string_agg(u.rolname, ',' ORDER BY u.rolname) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles u ON u.oid = m.member WHERE r.rolname = 'app'")
+        assert members == "app_a,app_b"
+        assert pg.sql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'app'") == "t"  # its own session is never locked out
+        # Again as a login role, as the retire step runs it: now the owner cannot log in.
+        again = run_vm_script(pg, tmp_path, ca.pem, "app_a", f"{first}-app_a", OWNER)
+        assert again.returncode == 0, again.stderr
+        assert pg.sql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'app'") == "f"
+        assert "role=app" in pg.sql("SELECT array_to_string(setconfig, ',') FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname = 'app_b'")
