@@ -85,11 +85,18 @@ def test_cis_1_6_no_service_account_user_or_token_creator_at_project_level(plan)
 # --- 3 Networking ----------------------------------------------------------------------------------
 
 
-def test_cis_3_1_and_3_2_the_stack_uses_its_own_custom_mode_network(plan):
-    """3.1 Ensure that the default network does not exist in a project; 3.2 Ensure legacy networks do
-    not exist. The kit creates no default or legacy network: its VPC is custom-mode with one subnet."""
+def test_cis_3_1_the_stack_does_not_use_the_default_network(plan):
+    """3.1 Ensure that the default network does not exist in a project (the project's own default
+    network is the project owner's; the kit creates and uses its own VPC, never `default`)."""
     vpc = one(plan, "gcp:compute/network:Network", "vpc")["inputs"]
-    assert vpc["autoCreateSubnetworks"] is False and vpc["name"] != "default"
+    assert vpc["name"] != "default"
+    assert all(subnet["inputs"]["network"] == vpc["name"] + "-id" for subnet in of_type(plan, SUBNET))
+
+
+def test_cis_3_2_the_stacks_network_is_not_legacy(plan):
+    """3.2 Ensure legacy networks do not exist for older projects: the kit's VPC is custom-mode, with subnets."""
+    vpc = one(plan, "gcp:compute/network:Network", "vpc")["inputs"]
+    assert vpc["autoCreateSubnetworks"] is False
     assert len(of_type(plan, SUBNET)) == 1
 
 
