@@ -76,6 +76,24 @@ INNGEST_API_PATH = "/api/inngest"
 # outright, so that no later change to the proxy and no app route with the same name exposes them.
 INNGEST_SERVER_PATHS = ("/v0", "/v0/*", "/debug", "/debug/*", "/metrics", "/metrics/*", "/e", "/e/*")
 
+# Request headers the edge removes: a client could set them to pose as another address, host or URL,
+# and apps, frameworks and middleware read them (X-Original-URL and X-Rewrite-URL are how IIS-style
+# rewrites pass the URL, and some frameworks route by them). Caddy itself replaces X-Forwarded-For,
+# -Proto and -Host and sets X-Real-IP (templates/Caddyfile.j2).
+STRIPPED_REQUEST_HEADERS = (
+    "Forwarded",
+    "X-Original-URL",
+    "X-Rewrite-URL",
+    "X-Original-Host",
+    "X-Forwarded-Server",
+    "X-Forwarded-Port",
+    "X-Forwarded-Prefix",
+    "X-Host",
+    "X-Client-IP",
+    "True-Client-IP",
+    "X-Cluster-Client-IP",
+)
+
 SECRET_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 VERSION_NUMBER_RE = re.compile(r"^[1-9][0-9]*$")
 # A URL path (and optional query) that is safe both in a shell word and as a Caddy matcher.
@@ -155,6 +173,7 @@ def render_caddyfile(config: StackConfig, sites: CaddySites | None = None) -> st
         blocked_paths=blocked,
         sync_paths=(INNGEST_API_PATH, _path_only(config.app.health_path)),
         sync_port=SYNC_PORT,
+        stripped_headers=STRIPPED_REQUEST_HEADERS,
     )
 
 
