@@ -1,4 +1,4 @@
-"""Secret Manager secrets for the Inngest keys, the database passwords and the app's secrets.
+"""Secret Manager secrets for the Inngest keys, the database and Redis passwords and the app's secrets.
 
 Pulumi creates each secret and its first version, then hands the version lifecycle to the keys
 CLI: a rotation adds versions, moves the `current`/`previous` aliases, writes audit annotations
@@ -96,7 +96,7 @@ class Secrets(pulumi.ComponentResource):
                 min_numeric=2,
                 opts=child,
             ).result)
-            for logical in (naming.DB_APP_PASSWORD, naming.DB_INNGEST_PASSWORD)
+            for logical in (naming.DB_APP_PASSWORD, naming.DB_INNGEST_PASSWORD, naming.REDIS_PASSWORD)
         }
         return {
             naming.SIGNING_KEY: pulumi.Output.secret(signing.hex),
