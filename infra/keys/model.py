@@ -6,7 +6,9 @@ slot, VERSION a number or an alias, a comma-separated list for INNGEST_EVENT_KEY
 fallback. A missing slot (or file) means `current`; INNGEST_EVENT_KEYS defaults to INNGEST_EVENT_KEY.
 The app and the server share INNGEST_SIGNING_KEY: `fetch-secrets.sh SERVICE` refreshes one service's
 files, so between two restarts the services may hold different versions, and that is how a rotation
-moves them one at a time. The database passwords are always read through `current`.
+moves them one at a time. The database passwords are always read through `current`. Redis's password
+works like the event key: REDIS_PASSWORDS lists every password Redis accepts (a comma-separated list,
+default REDIS_PASSWORD), REDIS_PASSWORD is the one the server logs in with.
 The CLI writes explicit numbers, so that moving an alias changes nothing on the VM by itself.
 """
 
@@ -25,6 +27,7 @@ INITIAL_VERSION = 1  # what the Pulumi program creates, read while no `current` 
 ENABLED, DISABLED, DESTROYED = "ENABLED", "DISABLED", "DESTROYED"
 
 APP, INNGEST = "app", "inngest"  # Compose service names
+REDIS = "redis"
 
 
 @dataclass(frozen=True)
@@ -41,9 +44,12 @@ SLOTS = (
     Slot("INNGEST_SIGNING_KEY_FALLBACK", naming.SIGNING_KEY, (APP,), optional=True),
     Slot("INNGEST_EVENT_KEY", naming.EVENT_KEY, (APP,)),
     Slot("INNGEST_EVENT_KEYS", naming.EVENT_KEY, (INNGEST,), multiple=True),
+    Slot("REDIS_PASSWORD", naming.REDIS_PASSWORD, (INNGEST,)),
+    Slot("REDIS_PASSWORDS", naming.REDIS_PASSWORD, (REDIS,), multiple=True),
 )
 SLOT_BY_NAME = {slot.name: slot for slot in SLOTS}
 EVENT_KEYS_DEFAULT_FROM = "INNGEST_EVENT_KEY"
+REDIS_PASSWORDS_DEFAULT_FROM = "REDIS_PASSWORD"
 
 # slot name -> version numbers, in order (for INNGEST_EVENT_KEYS: the older key first)
 VmVersions = Mapping[str, tuple[int, ...]]
@@ -135,6 +141,8 @@ def resolve_versions_file(text: str | None, secrets: Mapping[str, SecretState]) 
     pinned = text is not None and all(slot.name in raw for slot in SLOTS if not slot.optional)
     if "INNGEST_EVENT_KEYS" not in raw and EVENT_KEYS_DEFAULT_FROM in raw:
         raw["INNGEST_EVENT_KEYS"] = raw[EVENT_KEYS_DEFAULT_FROM]
+    if "REDIS_PASSWORDS" not in raw and REDIS_PASSWORDS_DEFAULT_FROM in raw:
+        raw["REDIS_PASSWORDS"] = raw[REDIS_PASSWORDS_DEFAULT_FROM]
     for slot in SLOTS:
         value = raw.get(slot.name, "" if slot.optional else naming.CURRENT_ALIAS)
         state = secrets.get(slot.logical)

@@ -20,5 +20,8 @@ def fresh_secrets() -> dict[str, SecretState]:
     return {logical: secret(logical, {1: "ENABLED"}) for logical in naming.KIT_SECRETS}
 
 
-def files(signing=(1,), fallback=(), event=(1,), event_keys=(1,)) -> dict[str, tuple[int, ...]]:
-    return {"INNGEST_SIGNING_KEY": tuple(signing), "INNGEST_SIGNING_KEY_FALLBACK": tuple(fallback), "INNGEST_EVENT_KEY": tuple(event), "INNGEST_EVENT_KEYS": tuple(event_keys)}
+def files(signing=(1,), fallback=(), event=(1,), event_keys=(1,), redis=(1,), redis_accepted=(1,)) -> dict[str, tuple[int, ...]]:
+    return {
+        "INNGEST_SIGNING_KEY": tuple(signing), "INNGEST_SIGNING_KEY_FALLBACK": tuple(fallback), "INNGEST_EVENT_KEY": tuple(event), "INNGEST_EVENT_KEYS": tuple(event_keys),
+        "REDIS_PASSWORD": tuple(redis), "REDIS_PASSWORDS": tuple(redis_accepted),
+    }  # fmt: skip
