@@ -196,7 +196,7 @@ def redis_command(config: StackConfig) -> list[str]:
         # Append-only file on the data disk: queue and run state survive restarts.
         "--appendonly", "yes",
         "--appendfsync", "everysec",
-        # A queue must never lose a key to make room: when full, writes fail and Inngest retries.
+        # A queue must never lose a key to make room: when full, Redis refuses writes instead.
         "--maxmemory", f"{redis_maxmemory_mb(config.redis.memory_mb)}mb",
         "--maxmemory-policy", "noeviction",
         # Users and password hashes (never a password) from the redis service's tmpfs directory.
