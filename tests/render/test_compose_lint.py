@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.render import render_stack
+from infra.render import RenderInputs, render_stack
 from tests.render.conftest import config_from, example_raw, inputs_for
 
 DIGEST = "sha256:" + "cd" * 32
@@ -87,3 +87,13 @@ def test_compose_lint_does_catch_each_hardening_taken_away(files, tmp_path, undo
     findings = lint({**files, "docker-compose.yml": yaml.safe_dump(model)}, tmp_path / "release")
     new = {key(f)[1] for f in at_least(findings, "critical", "high", "medium") if f["service"] == "redis"} - {"CL-0019"}
     assert new == {"cap_drop": {"CL-0006"}, "security_opt": {"CL-0003"}, "mem_limit": {"CL-0026"}, "secrets": {"CL-0013"}}[undo]
+
+
+def test_the_cloud_sql_proxy_variant_is_hardened_too(config, tmp_path):
+    base = inputs_for(config)
+    inputs = RenderInputs(project=base.project, sql_private_ip="", secrets=base.secrets, sql_proxy_instance="acme-web-prod:us-central1:shared-pg")
+    findings = lint(render_stack(config, inputs), tmp_path / "release")
+    assert at_least(findings, "critical", "high") == []
+    mediums = {key(f) for f in at_least(findings, "medium")}
+    # Its image is pinned by tag in infra/sql_proxy.py, like the kit's others.
+    assert mediums == set(ALLOWED_MEDIUM) | {("cloudsql-proxy", "CL-0019", "image")}, sorted(mediums ^ set(ALLOWED_MEDIUM))
