@@ -13,5 +13,10 @@ AUDIT_LOG = f"{DATA_MOUNT}/audit.log"
 # (sockets, the system bus): a container mounts its own directory of this tmpfs and nothing near it.
 SECRETS_DIR = "/var/lib/inngest-kit/secrets"
 SYSTEMD_UNIT = "inngest-kit.service"
+# Written last by the startup script: its version and completion time. Under /run, so a reboot clears it.
+STARTUP_RECORD = "/run/inngest-kit-startup-complete"
+# The guest agent's unit that runs the metadata startup script (GoogleCloudPlatform/guest-agent,
+# google-startup-scripts.service: Type=oneshot, so `systemctl start` runs the script again once it has ended).
+STARTUP_SCRIPT_UNIT = "google-startup-scripts.service"
 COMPOSE_PROJECT = "kit"
 INNGEST_PORT = 8288
