@@ -46,6 +46,7 @@ ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 VERSION_RE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]+)?(@sha256:[0-9a-f]{64})?$")
 INSTANCE_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,96}$")
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 # Names the kit sets itself in the app's environment; the user may not override them.
 RESERVED_APP_ENV = frozenset(
     {
@@ -100,10 +101,25 @@ class InngestConfig:
     postgres_max_idle_conns: int = 2
     cpus: float = 1.0
     memory_mb: int = 768
+    digest: str | None = None  # sha256:<hex> of the tag's image, pinned after the tag
 
     @property
     def image(self) -> str:
-        return f"inngest/inngest:{self.version}"
+        return f"inngest/inngest:{self.version}" + (f"@{self.digest}" if self.digest else "")
+
+
+@dataclass(frozen=True)
+class CaddyConfig:
+    cpus: float = 0.25
+    memory_mb: int = 128
+    digest: str | None = None
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    cpus: float = 0.5
+    memory_mb: int = 256
+    digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +148,8 @@ class StackConfig:
     vm: VmConfig = field(default_factory=VmConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     inngest: InngestConfig = field(default_factory=InngestConfig)
+    caddy: CaddyConfig = field(default_factory=CaddyConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
     ssh_source_ranges: tuple[str, ...] = ()
     ssh_via: str = "iap"
     ssh_user: str | None = None
@@ -234,6 +252,15 @@ def _parse_version(text: str) -> tuple[int, int, int] | None:
     return tuple(int(part) for part in match.groups()) if match else None  # type: ignore[return-value]
 
 
+def _digest(r: _Reader, section: Mapping[str, Any], where: str) -> str | None:
+    """An image digest to pin after the kit's tag, e.g. from `docker buildx imagetools inspect <image:tag>`."""
+    digest = r.text(section, "digest", where) or None
+    if digest is not None and not DIGEST_RE.match(digest):
+        r.fail(f"{where}.digest", f"{digest!r} is not an image digest", "give sha256: and 64 lower-case hex characters, as `docker buildx imagetools inspect` prints for the tag")
+        return None
+    return digest
+
+
 def parse_config(raw: Mapping[str, Any]) -> StackConfig:
     """Builds a StackConfig from the flat Pulumi config map, or raises ConfigError with every problem."""
     problems: list[str] = []
@@ -243,7 +270,7 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
     def key(name: str) -> str:
         return f"{ns}:{name}"
 
-    known_top = {"name", "domain", "acmeEmail", "vm", "database", "inngest", "app", "appSecrets", "sshSourceRanges", "sshVia", "sshUser"}
+    known_top = {"name", "domain", "acmeEmail", "vm", "database", "inngest", "caddy", "redis", "app", "appSecrets", "sshSourceRanges", "sshVia", "sshUser"}
     for full in sorted(raw):
         if full.startswith(ns + ":") and full.split(":", 1)[1] not in known_top:
             r.fail(full, "is not a known setting", f"remove it, or use one of: {', '.join(sorted(known_top))}")
@@ -321,7 +348,7 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
     )
 
     inngest_raw = r.section(raw, key("inngest"))
-    r.unknown_keys(inngest_raw, {"version", "postgresMaxOpenConns", "postgresMaxIdleConns", "cpus", "memoryMb"}, key("inngest"))
+    r.unknown_keys(inngest_raw, {"version", "postgresMaxOpenConns", "postgresMaxIdleConns", "cpus", "memoryMb", "digest"}, key("inngest"))
     inngest_version = r.text(inngest_raw, "version", key("inngest"), "v1.43.0") or ""
     parsed = _parse_version(inngest_version)
     minimum = "v" + ".".join(map(str, MIN_INNGEST_VERSION))
@@ -335,6 +362,21 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
         postgres_max_idle_conns=r.integer(inngest_raw, "postgresMaxIdleConns", 2, key("inngest"), 0, 1000),
         cpus=r.number(inngest_raw, "cpus", 1.0, key("inngest"), 0.1, 64),
         memory_mb=r.integer(inngest_raw, "memoryMb", 768, key("inngest"), 128, 262144),
+        digest=_digest(r, inngest_raw, key("inngest")),
+    )
+    caddy_raw = r.section(raw, key("caddy"))
+    r.unknown_keys(caddy_raw, {"cpus", "memoryMb", "digest"}, key("caddy"))
+    caddy = CaddyConfig(
+        cpus=r.number(caddy_raw, "cpus", 0.25, key("caddy"), 0.1, 64),
+        memory_mb=r.integer(caddy_raw, "memoryMb", 128, key("caddy"), 64, 262144),
+        digest=_digest(r, caddy_raw, key("caddy")),
+    )
+    redis_raw = r.section(raw, key("redis"))
+    r.unknown_keys(redis_raw, {"cpus", "memoryMb", "digest"}, key("redis"))
+    redis = RedisConfig(
+        cpus=r.number(redis_raw, "cpus", 0.5, key("redis"), 0.1, 64),
+        memory_mb=r.integer(redis_raw, "memoryMb", 256, key("redis"), 64, 262144),
+        digest=_digest(r, redis_raw, key("redis")),
     )
     if inngest.postgres_max_idle_conns > inngest.postgres_max_open_conns:
         r.fail(f"{key('inngest')}.postgresMaxIdleConns", f"{inngest.postgres_max_idle_conns} is above postgresMaxOpenConns ({inngest.postgres_max_open_conns})", "keep idle connections at or below the open limit")
@@ -392,6 +434,8 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
         vm=vm,
         database=database,
         inngest=inngest,
+        caddy=caddy,
+        redis=redis,
         ssh_source_ranges=tuple(ssh_ranges),
         ssh_via=ssh_via,
         ssh_user=ssh_user,

@@ -14,7 +14,8 @@ SIGNING_KEY = "inngest-signing-key"
 EVENT_KEY = "inngest-event-key"
 DB_APP_PASSWORD = "db-app-password"
 DB_INNGEST_PASSWORD = "db-inngest-password"
-KIT_SECRETS = (SIGNING_KEY, EVENT_KEY, DB_APP_PASSWORD, DB_INNGEST_PASSWORD)
+REDIS_PASSWORD = "redis-password"  # what Inngest logs in to Redis with
+KIT_SECRETS = (SIGNING_KEY, EVENT_KEY, DB_APP_PASSWORD, DB_INNGEST_PASSWORD, REDIS_PASSWORD)
 
 # The VM reads secret versions through these aliases, never through `latest`, which names the
 # newest *created* version even when it is disabled. The keys CLI moves them during a rotation.

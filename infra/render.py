@@ -79,11 +79,47 @@ SQL_PORT = 5432
 CADDY_IMAGE = "caddy:2.11.7-alpine"
 REDIS_IMAGE = "redis:7.4.6-alpine"
 
+# The official alpine image's redis user (docker-library/redis, Dockerfile: `addgroup -S -g 1000
+# redis; adduser -S -G redis -u 999 redis`). The container runs as it, with no capability.
+REDIS_UID = 999
+REDIS_GID = 1000
+REDIS_ACL_FILE = "users.acl"
+REDIS_PASSWORD_FILE = "redis-password"  # in inngest's secrets directory
+REDIS_HEALTH_USER = "healthcheck"  # may only PING; has no password
+
+
+def redis_maxmemory_mb(memory_mb: int) -> int:
+    """Half the container's limit. An AOF rewrite forks, and while the child writes the snapshot every
+    page the parent changes is copied (copy-on-write); under a steady write load that can approach the
+    whole data set. Client output buffers and the AOF buffer also sit outside maxmemory. At half the
+    limit a full copy still fits, so the kernel's OOM killer never takes the queue; noeviction then
+    refuses writes past maxmemory instead of dropping keys."""
+    return memory_mb // 2
+
+
 INNGEST_API_PATH = "/api/inngest"
 # Paths the Inngest server answers on port 8288 (dashboard API, GraphQL without auth, pprof,
 # metrics, the event intake). The edge never proxies to Inngest, but it also refuses these paths
 # outright, so that no later change to the proxy and no app route with the same name exposes them.
 INNGEST_SERVER_PATHS = ("/v0", "/v0/*", "/debug", "/debug/*", "/metrics", "/metrics/*", "/e", "/e/*")
+
+# Request headers the edge removes: a client could set them to pose as another address, host or URL,
+# and apps, frameworks and middleware read them (X-Original-URL and X-Rewrite-URL are how IIS-style
+# rewrites pass the URL, and some frameworks route by them). Caddy itself replaces X-Forwarded-For,
+# -Proto and -Host and sets X-Real-IP (templates/Caddyfile.j2).
+STRIPPED_REQUEST_HEADERS = (
+    "Forwarded",
+    "X-Original-URL",
+    "X-Rewrite-URL",
+    "X-Original-Host",
+    "X-Forwarded-Server",
+    "X-Forwarded-Port",
+    "X-Forwarded-Prefix",
+    "X-Host",
+    "X-Client-IP",
+    "True-Client-IP",
+    "X-Cluster-Client-IP",
+)
 
 SECRET_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 VERSION_NUMBER_RE = re.compile(r"^[1-9][0-9]*$")
@@ -173,6 +209,7 @@ def render_caddyfile(config: StackConfig, sites: CaddySites | None = None) -> st
         blocked_paths=blocked,
         sync_paths=(INNGEST_API_PATH, _path_only(config.app.health_path)),
         sync_port=SYNC_PORT,
+        stripped_headers=STRIPPED_REQUEST_HEADERS,
     )
 
 
@@ -245,6 +282,13 @@ def _fetch_secrets_context(config: StackConfig, inputs: RenderInputs) -> dict:
         "event_key": refs[naming.EVENT_KEY],
         "app_db": _db_login_context("DB_APP_LOGIN", naming.APP_DB_USER, refs[naming.DB_APP_PASSWORD]),
         "inngest_db": _db_login_context("DB_INNGEST_LOGIN", naming.INNGEST_DB_USER, refs[naming.DB_INNGEST_PASSWORD]),
+        "redis_password": refs[naming.REDIS_PASSWORD],
+        "redis_password_file": REDIS_PASSWORD_FILE,
+        "redis_acl_file": REDIS_ACL_FILE,
+        "redis_health_user": REDIS_HEALTH_USER,
+        "redis_uid": REDIS_UID,
+        "redis_gid": REDIS_GID,
+        "redis_data_dir": layout.REDIS_DIR,
         "app_secrets": app_secrets,
         # A `case` pattern of every SLOT:role pair a versions file may hold (roles are [a-z0-9_]).
         "db_login_patterns": " | ".join(
@@ -273,7 +317,9 @@ def _inngest_start_context(config: StackConfig, inputs: RenderInputs) -> dict:
         "secrets_dir": CONTAINER_SECRETS_DIR,
         "port": layout.INNGEST_PORT,
         "sdk_url": f"http://app:{config.app.port}{INNGEST_API_PATH}",
-        "redis_uri": "redis://redis:6379",
+        # Passwords are URL-safe (infra/keys/values.py); `default` is the Redis user of the ACL file.
+        "redis_uri": "redis://default:${redis_password}@redis:6379",
+        "redis_password_file": REDIS_PASSWORD_FILE,
         "postgres_uri": database_url("${db_user}", "${db_password}", inputs, naming.INNGEST_DB_NAME),
         "max_open_conns": config.inngest.postgres_max_open_conns,
         "max_idle_conns": config.inngest.postgres_max_idle_conns,

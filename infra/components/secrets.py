@@ -1,4 +1,4 @@
-"""Secret Manager secrets for the Inngest keys, the database passwords and the app's secrets.
+"""Secret Manager secrets for the Inngest keys, the database and Redis passwords and the app's secrets.
 
 Pulumi creates each secret and its first version, then hands the version lifecycle to the keys
 CLI: a rotation adds versions, moves the `current`/`previous` aliases, writes audit annotations
@@ -101,7 +101,7 @@ class Secrets(pulumi.ComponentResource):
         # The event key travels in the URL (POST /e/{key}) and in comma-separated lists: letters and
         # digits only, as the keys CLI generates them (infra/keys/values.py).
         event = generated(naming.EVENT_KEY, length=EVENT_KEY_LENGTH, special=False)
-        passwords = {logical: self._password(logical, child) for logical in (naming.DB_APP_PASSWORD, naming.DB_INNGEST_PASSWORD)}
+        passwords = {logical: self._password(logical, child) for logical in (naming.DB_APP_PASSWORD, naming.DB_INNGEST_PASSWORD, naming.REDIS_PASSWORD)}
         return {naming.SIGNING_KEY: signing, naming.EVENT_KEY: event, **passwords}
 
     @staticmethod

@@ -15,6 +15,7 @@ fi
 need_apt=()
 want() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || need_apt+=("$2"); }
 want redis-server redis-server
+want redis-cli redis-tools
 want sshd openssh-server
 want shellcheck shellcheck
 want ss iproute2
