@@ -6,7 +6,7 @@ import pulumi
 
 from infra.config import ConfigError, parse_config
 from infra.program import build
-from infra.pulumi_config import read_app_secret_values, read_raw_config
+from infra.pulumi_config import read_app_secret_values, read_raw_config, read_registry_token
 
 try:
     config = parse_config(read_raw_config())
@@ -15,6 +15,6 @@ except ConfigError as error:
     print("The stack configuration has problems:\n" + "\n".join(f"  - {p}" for p in error.problems), file=sys.stderr)
     sys.exit(2)
 
-stack = build(config, read_app_secret_values())
+stack = build(config, read_app_secret_values(), read_registry_token())
 for name, value in stack.outputs.items():
     pulumi.export(name, value)

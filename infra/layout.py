@@ -10,6 +10,8 @@ CADDY_DATA_DIR = f"{DATA_MOUNT}/caddy/data"
 CADDY_CONFIG_DIR = f"{DATA_MOUNT}/caddy/config"
 AUDIT_LOG = f"{DATA_MOUNT}/audit.log"
 SECRETS_DIR = "/run/inngest-kit/secrets"  # tmpfs: secret values never touch a disk
+# Docker's client config (DOCKER_CONFIG) for pulls: registry credentials, on the /run tmpfs.
+DOCKER_CONFIG_DIR = "/run/inngest-kit/docker"
 SYSTEMD_UNIT = "inngest-kit.service"
 COMPOSE_PROJECT = "kit"
 INNGEST_PORT = 8288

@@ -12,13 +12,15 @@ import pulumi
 
 from infra import naming
 from infra.components.access import AccessArgs, OperatorAccess
-from infra.components.apis import ApisArgs, ProjectApis
+from infra.components.apis import ApisArgs, ProjectApis, api_dependencies, services_for
 from infra.components.database import Database, DatabaseArgs
 from infra.components.network import Network, NetworkArgs
+from infra.components.registry import ImagePullAccess, ImagePullArgs
 from infra.components.secrets import Secrets, SecretsArgs
 from infra.components.vm import Vm, VmArgs, VmIdentity, VmIdentityArgs
 from infra.config import StackConfig
 from infra.deploy.provider import StackDeployment, StackDeploymentArgs
+from infra.images import artifact_repository
 from infra.remote.target import iap_proxy_command
 from infra.render import RenderInputs, SecretRef, render_stack
 from infra.startup import render_startup_script
@@ -33,14 +35,16 @@ class Stack:
     database: Database
     vm: Vm
     access: OperatorAccess
+    pull_access: ImagePullAccess
     deployment: StackDeployment
     outputs: dict[str, pulumi.Input]
 
 
-def build(config: StackConfig, app_secret_values: dict[str, pulumi.Input[str]]) -> Stack:
+def build(config: StackConfig, app_secret_values: dict[str, pulumi.Input[str]], registry_token: pulumi.Input[str] | None = None) -> Stack:
     names = naming.names_for(config)
-    after_apis = lambda apis: pulumi.ResourceOptions(depends_on=apis.services)  # noqa: E731
-    apis = ProjectApis("apis", ApisArgs(project=config.project))
+    # Each resource, children included, waits for the APIs it calls (infra/components/apis.py).
+    after_apis = lambda apis: pulumi.ResourceOptions(depends_on=apis.services, transformations=[api_dependencies(apis)])  # noqa: E731
+    apis = ProjectApis("apis", ApisArgs(project=config.project, services=services_for(artifact_registry=artifact_repository(config.app.image) is not None)))
     network = Network(
         "network",
         NetworkArgs(
@@ -60,6 +64,7 @@ def build(config: StackConfig, app_secret_values: dict[str, pulumi.Input[str]]) 
             prefix=config.name,
             accessor_email=identity.email,
             app_secret_values=app_secret_values,
+            registry_token=registry_token if config.app.registry_username else None,
         ),
         opts=after_apis(apis),
     )
@@ -101,7 +106,8 @@ def build(config: StackConfig, app_secret_values: dict[str, pulumi.Input[str]]) 
         ),
         opts=after_apis(apis),
     )
-    deployment = _deployment(config, network, secrets, database, vm, access)
+    pull_access = ImagePullAccess("image-pull", ImagePullArgs(images=(config.app.image,), vm_service_account_email=identity.email), opts=after_apis(apis))
+    deployment = _deployment(config, apis, network, secrets, database, vm, access, pull_access)
     outputs: dict[str, pulumi.Input] = {
         "project": config.project,
         "zone": config.zone,
@@ -118,7 +124,7 @@ def build(config: StackConfig, app_secret_values: dict[str, pulumi.Input[str]]) 
         "ssh_private_key": access.private_key,
         "release_id": deployment.release_id,
     }
-    return Stack(apis, network, identity, secrets, database, vm, access, deployment, outputs)
+    return Stack(apis, network, identity, secrets, database, vm, access, pull_access, deployment, outputs)
 
 
 def release_files(config: StackConfig, sql_private_ip: str, secret_ids: dict[str, str], initial_versions: dict[str, str]) -> dict[str, str]:
@@ -126,9 +132,12 @@ def release_files(config: StackConfig, sql_private_ip: str, secret_ids: dict[str
     return render_stack(config, RenderInputs(project=config.project, sql_private_ip=sql_private_ip, secrets=secrets))
 
 
-def _deployment(config: StackConfig, network: Network, secrets: Secrets, database: Database, vm: Vm, access: OperatorAccess) -> StackDeployment:
+def _deployment(
+    config: StackConfig, apis: ProjectApis, network: Network, secrets: Secrets, database: Database, vm: Vm, access: OperatorAccess, pull_access: ImagePullAccess
+) -> StackDeployment:
     """The Compose stack pushed over SSH. It waits for everything the running stack touches: the VM,
-    the database objects, the secrets the VM reads, and the deploy identity's key and roles."""
+    the database objects, the secrets the VM reads, the image read grants, and the deploy identity's
+    key and roles."""
     files = pulumi.Output.all(
         database.private_ip, pulumi.Output.all(**secrets.secret_ids), pulumi.Output.all(**secrets.initial_versions)
     ).apply(lambda values: release_files(config, values[0], values[1], values[2]))
@@ -155,6 +164,8 @@ def _deployment(config: StackConfig, network: Network, secrets: Secrets, databas
                 access.os_admin,
                 access.tunnel,
                 access.act_as,
-            ]
+                *pull_access.readers,
+            ],
+            transformations=[api_dependencies(apis)],
         ),
     )

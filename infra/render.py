@@ -11,6 +11,7 @@ the values itself at stack start (fetch-secrets.sh), into a tmpfs.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import shlex
 from collections.abc import Mapping
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import jinja2
 
-from infra import layout, naming
+from infra import images, layout, naming
 from infra.config import StackConfig
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -32,8 +33,9 @@ FETCH_SECRETS = "fetch-secrets.sh"
 APP_WRAPPER = "with-secrets.sh"
 APP_HEALTHCHECK = "app-healthcheck.sh"
 INNGEST_START = "start-inngest.sh"
+REGISTRY_LOGIN = "registry-login.sh"
 
-EXECUTABLE_FILES: frozenset[str] = frozenset({FETCH_SECRETS, APP_WRAPPER, APP_HEALTHCHECK, INNGEST_START})
+EXECUTABLE_FILES: frozenset[str] = frozenset({FETCH_SECRETS, APP_WRAPPER, APP_HEALTHCHECK, INNGEST_START, REGISTRY_LOGIN})
 
 # Files whose content compose cannot see (they are bind-mounted, or run inside a container), mapped
 # to the services that must be restarted to pick up a new version. The compose file and the env
@@ -47,6 +49,7 @@ _RESTARTED_BY: dict[str, tuple[str, ...]] = {
     APP_WRAPPER: ("app",),
     APP_HEALTHCHECK: ("app",),
     INNGEST_START: ("inngest",),
+    REGISTRY_LOGIN: (),  # runs on the host before each pull
 }
 
 # A loopback-only Caddy listener for the VM's own use (the deploy's app sync, `curl -X PUT
@@ -139,6 +142,7 @@ def render_stack(config: StackConfig, inputs: RenderInputs) -> dict[str, str]:
         APP_WRAPPER: _render(APP_WRAPPER, **_app_wrapper_context(config, inputs)),
         APP_HEALTHCHECK: _render(APP_HEALTHCHECK, url=f"http://127.0.0.1:{config.app.port}{config.app.health_path}"),
         INNGEST_START: _render(INNGEST_START, **_inngest_start_context(config, inputs)),
+        REGISTRY_LOGIN: _render(REGISTRY_LOGIN, **_registry_login_context(config, inputs)),
     }
     assert set(files) == set(_RESTARTED_BY), "every rendered file needs a restart rule"
     return dict(sorted(files.items()))
@@ -231,6 +235,22 @@ def _inngest_start_context(config: StackConfig, inputs: RenderInputs) -> dict:
         "postgres_uri": _postgres_url(naming.INNGEST_DB_USER, "${db_password}", inputs.sql_private_ip, naming.INNGEST_DB_NAME),
         "max_open_conns": config.inngest.postgres_max_open_conns,
         "max_idle_conns": config.inngest.postgres_max_idle_conns,
+    }
+
+
+def _registry_login_context(config: StackConfig, inputs: RenderInputs) -> dict:
+    repository = images.artifact_repository(config.app.image)
+    helpers = {repository.host: images.CREDENTIAL_HELPER} if repository else {}
+    login = None
+    if config.app.registry_username:
+        login = {"server": images.login_server(config.app.image), "username": config.app.registry_username, "token": inputs.secrets[naming.REGISTRY_TOKEN]}
+    return {
+        "project": inputs.project,
+        "docker_config_dir": layout.DOCKER_CONFIG_DIR,
+        "unit_name": layout.SYSTEMD_UNIT,
+        "helper": images.CREDENTIAL_HELPER,
+        "config_json": json.dumps({"credHelpers": helpers}, indent=1, sort_keys=True),
+        "login": login,
     }
 
 

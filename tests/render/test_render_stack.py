@@ -27,6 +27,7 @@ def test_renders_every_release_file_sorted_by_path(files):
         "app.env",
         "docker-compose.yml",
         "fetch-secrets.sh",
+        "registry-login.sh",
         "start-inngest.sh",
         "with-secrets.sh",
     }
@@ -48,6 +49,7 @@ def test_files_compose_sees_restart_nothing_and_mounted_files_restart_their_serv
         "docker-compose.yml": (),
         "app.env": (),
         "fetch-secrets.sh": (),
+        "registry-login.sh": (),
         "Caddyfile": ("caddy",),
         "with-secrets.sh": ("app",),
         "app-healthcheck.sh": ("app",),
