@@ -250,6 +250,7 @@ def _registry_login_context(config: StackConfig, inputs: RenderInputs) -> dict:
         "unit_name": layout.SYSTEMD_UNIT,
         "helper": images.CREDENTIAL_HELPER,
         "config_json": json.dumps({"credHelpers": helpers}, indent=1, sort_keys=True),
+        "helper_hosts": sorted(helpers),
         "login": login,
     }
 

@@ -75,3 +75,21 @@ def test_an_artifact_registry_failure_points_at_the_repository_and_the_reader_ro
     assert f"image {AR_IMAGE} could not be pulled" in message and "artifactregistry.repositories.downloadArtifacts" in message
     assert "roles/artifactregistry.reader on projects/acme-shared/locations/us-central1/repositories/web" in message
     assert stand.current() == first.release_id
+
+
+def test_a_refused_registry_login_stops_the_deploy_with_the_scripts_own_words(stand, sshd, fake):  # noqa: F811
+    from infra.deploy.deploy import deploy
+    from infra.remote.ssh import connect
+    from tests.deploy.support import EXECUTABLE_FILES, restarted_by
+
+    first = stand.seed(stack_files(sshd.root))
+    files = stack_files(sshd.root, app_version="2.0.0")
+    # Stand-in for the rendered registry-login.sh (tests/render/test_registry_login.py runs the real one).
+    files["registry-login.sh"] = "#!/bin/sh\necho 'registry-login: docker login to registry.example.com as deploy failed: 401 Unauthorized' >&2\nexit 1\n"
+    with pytest.raises(DeployError) as caught:
+        deploy(lambda: connect(sshd.target()), files, None, stand.vm, owner=sshd.user, restarted_by=restarted_by,
+               executable_files=EXECUTABLE_FILES | {"registry-login.sh"}, settings=stand.settings)
+    message = str(caught.value)
+    assert "the registry login for the release's images failed: registry-login: docker login to registry.example.com as deploy failed: 401 Unauthorized" in message
+    assert f"Release {first.release_id} is still current and running" in message
+    assert stand.current() == first.release_id and fake.pulled()[-1] != "ghcr.io/acme/web:2.0.0"

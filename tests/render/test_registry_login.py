@@ -225,3 +225,14 @@ def test_the_login_script_with_a_registry_the_helper_and_the_pull_script_pass_sh
     for script in (release / "registry-login.sh", pull, helper):
         result = subprocess.run(["shellcheck", "--shell=sh", str(script)], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stdout
+
+
+def test_a_vm_without_the_helper_is_told_how_to_get_it(tmp_path, vm_root, engine, metadata):
+    # A VM created before the kit installed the helper, whose startup script has not run since.
+    empty_bin = tmp_path / "empty-bin"
+    empty_bin.mkdir()
+    release = _release(vm_root, AR_IMAGE)
+    result = _pull(vm_root, release, _environment(tmp_path, vm_root, empty_bin, engine, metadata), AR_IMAGE)
+    assert result.returncode == commands.REGISTRY_LOGIN_FAILED_STATUS
+    assert "docker-credential-gce-metadata for europe-west1-docker.pkg.dev is not installed" in result.stderr
+    assert "sudo google_metadata_script_runner startup" in result.stderr and engine.pulls == []
