@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from infra.images import artifact_repository, login_server
+
 NAMESPACE = "inngest-kit"
 
 # The first release whose Postgres pool flags are honoured (DESIGN.md, Inngest facts).
@@ -455,8 +457,6 @@ def _parse_app(r: _Reader, raw: Mapping[str, Any], key) -> AppConfig | None:
 def _parse_registry(r: _Reader, raw: Mapping[str, Any], key, app_raw: Mapping[str, Any], image: str) -> str | None:
     """`app.registry.username` with the secret `registryToken`: both or neither, and neither for
     Artifact Registry, which the VM reads with its own service account."""
-    from infra.images import artifact_repository, login_server
-
     where = f"{key('app')}.registry"
     registry_raw = r.section(app_raw, "registry")
     r.unknown_keys(registry_raw, {"username"}, where)

@@ -211,7 +211,7 @@ def test_the_unit_logs_in_before_compose_and_points_docker_at_the_tmpfs():
     # At boot /run is empty: a VM whose image store is empty (a new boot disk) pulls through this.
     unit = render_unit()
     assert "Environment=DOCKER_CONFIG=/run/inngest-kit/docker\n" in unit
-    login = "ExecStartPre=/bin/sh -c 'if [ -x /srv/kit/current/registry-login.sh ]; then exec /srv/kit/current/registry-login.sh; fi'"
+    login = "ExecStartPre=-/bin/sh -c 'if [ -x /srv/kit/current/registry-login.sh ]; then exec /srv/kit/current/registry-login.sh; fi'"
     assert login in unit and unit.index(login) < unit.index("ExecStartPre=/srv/kit/current/fetch-secrets.sh") < unit.index("ExecStart=")
 
 
