@@ -124,20 +124,25 @@ def switch_link(vm: Vm, target: str, link: str) -> list[str]:
     return [*vm.tools.sudo, "sh", "-c", SWITCH_LINK_SCRIPT, "switch-link", target, link]
 
 
-# Run as root before `current` moves: log in through the release's registry-login.sh (releases
-# rendered before it existed have none) and pull each image not on the VM yet, with Docker's config in
-# the tmpfs. Images already present are left alone, as `compose up` would (pull_policy "missing").
-# The last line of stderr names the image that failed.
+# Run as root before `current` moves: find the images not on the VM yet (those present are left
+# alone, as `compose up` would with pull_policy "missing", so a registry that is down does not block a
+# deploy that needs nothing from it); if any, log in through the release's registry-login.sh (releases
+# rendered before it existed have none) and pull them, with Docker's config in the tmpfs.
+# The last line of stderr names the image that failed. Image references hold no blanks.
 PULL_IMAGES_SCRIPT = """\
 release=$1 docker_config=$2 docker=$3
 shift 3
+missing=""
+for image; do
+  "$docker" image inspect --format '{{.Id}}' "$image" >/dev/null 2>&1 || missing="$missing $image"
+done
+[ -n "$missing" ] || exit 0
 if [ -x "$release/registry-login.sh" ]; then
   "$release/registry-login.sh" >/dev/null || exit 4
 fi
 DOCKER_CONFIG=$docker_config
 export DOCKER_CONFIG
-for image; do
-  "$docker" image inspect --format '{{.Id}}' "$image" >/dev/null 2>&1 && continue
+for image in $missing; do
   if ! "$docker" pull --quiet "$image" >/dev/null; then
     echo "cannot pull image: $image" >&2
     exit 3

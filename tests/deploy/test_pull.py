@@ -93,3 +93,17 @@ def test_a_refused_registry_login_stops_the_deploy_with_the_scripts_own_words(st
     assert "the registry login for the release's images failed: registry-login: docker login to registry.example.com as deploy failed: 401 Unauthorized" in message
     assert f"Release {first.release_id} is still current and running" in message
     assert stand.current() == first.release_id and fake.pulled()[-1] != "ghcr.io/acme/web:2.0.0"
+
+
+def test_a_deploy_that_needs_no_new_image_does_not_log_in(stand, sshd, fake):  # noqa: F811
+    from infra.deploy.deploy import deploy
+    from infra.remote.ssh import connect
+    from tests.deploy.support import EXECUTABLE_FILES, restarted_by
+
+    stand.seed(stack_files(sshd.root))
+    files = stack_files(sshd.root, log_level="debug")
+    # A login that would fail (the registry is down): nothing is missing, so it is never run.
+    files["registry-login.sh"] = f"#!/bin/sh\ntouch {sshd.root}/login-ran\nexit 1\n"
+    result = deploy(lambda: connect(sshd.target()), files, None, stand.vm, owner=sshd.user, restarted_by=restarted_by,
+                    executable_files=EXECUTABLE_FILES | {"registry-login.sh"}, settings=stand.settings)
+    assert stand.current() == result.release_id and not (sshd.root / "login-ran").exists()
