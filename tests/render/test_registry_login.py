@@ -236,3 +236,17 @@ def test_a_vm_without_the_helper_is_told_how_to_get_it(tmp_path, vm_root, engine
     assert result.returncode == commands.REGISTRY_LOGIN_FAILED_STATUS
     assert "docker-credential-gce-metadata for europe-west1-docker.pkg.dev is not installed" in result.stderr
     assert "sudo google_metadata_script_runner startup" in result.stderr and engine.pulls == []
+
+
+def test_a_login_kept_in_a_platform_store_instead_of_the_tmpfs_is_refused(tmp_path, vm_root, bin_dir, engine, metadata):
+    # The docker CLI on Linux uses docker-credential-pass when it is on PATH and no credsStore is set.
+    store = bin_dir / "docker-credential-pass"
+    store.write_text(f'#!/bin/sh\ncat > "{tmp_path}/stored-elsewhere"\n')
+    (bin_dir / "pass").write_text("#!/bin/sh\nexit 0\n")
+    for path in (store, bin_dir / "pass"):
+        path.chmod(0o755)
+    release = _release(vm_root, PRIVATE_IMAGE, username="deploy")
+    result = _pull(vm_root, release, _environment(tmp_path, vm_root, bin_dir, engine, metadata), PRIVATE_IMAGE)
+    assert (tmp_path / "stored-elsewhere").exists()  # the CLI really did go to the platform store
+    assert result.returncode == commands.REGISTRY_LOGIN_FAILED_STATUS and "kept the token outside" in result.stderr
+    assert engine.pulls == []
