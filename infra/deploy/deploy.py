@@ -2,9 +2,11 @@
 
 The steps are the builders in `infra/remote/commands.py`, run in order:
 read the live manifest -> build the new release dir (copy the unchanged files, upload the changed
-ones, manifest last) -> pull the release's images (a failure stops here, nothing live changed) -> switch `current` -> fetch secrets -> `compose up` -> recreate what compose
-cannot see -> wait for health -> sync the app with Inngest -> point `previous` at the old release.
-Any failure after the switch switches back and brings the old release up again.
+ones, manifest last) -> pull the images not on the VM yet -> switch `current` -> fetch secrets ->
+`compose up` -> recreate what compose cannot see -> wait for health -> sync the app with Inngest ->
+point `previous` at the old release.
+A failed pull stops the deploy with nothing live changed. Any failure after the switch switches
+back and brings the old release up again.
 """
 
 from __future__ import annotations
