@@ -8,19 +8,19 @@ import pytest
 from infra.components.apis import PREENABLED, apis_for
 from infra.plan.evaluate import evaluate
 from tests.foundation.plan_helpers import example_raw, of_type
+from tests.foundation.test_adopt import PUBLIC_ONLY
 
 SERVICE = "gcp:projects/service:Service"
 
 
 def _plans() -> dict[str, dict]:
-    adopted = example_raw()
-    adopted["inngest-kit:database"] = {**adopted["inngest-kit:database"], "existingInstance": "shared-pg"}
     registry = example_raw()
     registry["inngest-kit:app"] = {**registry["inngest-kit:app"], "image": "europe-west1-docker.pkg.dev/acme-shared/web/web:1.4.2"}
     private = example_raw()
     private["inngest-kit:app"] = {**private["inngest-kit:app"], "image": "registry.example.com/acme/web:1.4.2", "registry": {"username": "deploy"}}
     private["inngest-kit:registryToken"] = {"secure": "v1:placeholder"}
-    return {"example": evaluate("example").document, "adopted": evaluate("adopted", raw=adopted).document,
+    return {"example": evaluate("example").document, "adopted": evaluate("adopt").document,
+            "adopted-public-ip": evaluate("adopt", adopted_instance=PUBLIC_ONLY).document,
             "artifact-registry": evaluate("ar", raw=registry).document, "private-registry": evaluate("private", raw=private).document}
 
 
@@ -55,7 +55,7 @@ def api_problems(plan: dict) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("stack", ["example", "adopted", "artifact-registry", "private-registry"])
+@pytest.mark.parametrize("stack", ["example", "adopted", "adopted-public-ip", "artifact-registry", "private-registry"])
 def test_every_resource_calls_only_enabled_apis_and_waits_for_them(plans, stack):
     assert api_problems(plans[stack]) == []
 
