@@ -77,6 +77,7 @@ class VmConfig:
     boot_disk_gb: int = 20
     data_disk_gb: int = 20
     snapshot_retention_days: int = 14
+    ready_timeout_seconds: int = 900  # how long the deploy waits for the startup script to finish
     subnet_cidr: str = "10.10.0.0/24"  # the VM's subnet; in an adopted instance's VPC it must be free there
 
 
@@ -282,7 +283,7 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
         r.fail(key("acmeEmail"), f"{acme_email!r} is not an email address", "use an address such as ops@example.com")
 
     vm_raw = r.section(raw, key("vm"))
-    r.unknown_keys(vm_raw, {"machineType", "bootDiskGb", "dataDiskGb", "snapshotRetentionDays", "subnetCidr"}, key("vm"))
+    r.unknown_keys(vm_raw, {"machineType", "bootDiskGb", "dataDiskGb", "snapshotRetentionDays", "readyTimeoutSeconds", "subnetCidr"}, key("vm"))
     machine_type = r.text(vm_raw, "machineType", key("vm"), "e2-small") or ""
     if not MACHINE_TYPE_RE.match(machine_type):
         r.fail(f"{key('vm')}.machineType", f"{machine_type!r} is not a machine type", "use one such as e2-small or e2-medium")
@@ -291,6 +292,7 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
         boot_disk_gb=r.integer(vm_raw, "bootDiskGb", 20, key("vm"), 10, 2000),
         data_disk_gb=r.integer(vm_raw, "dataDiskGb", 20, key("vm"), 10, 64000),
         snapshot_retention_days=r.integer(vm_raw, "snapshotRetentionDays", 14, key("vm"), 1, 365),
+        ready_timeout_seconds=r.integer(vm_raw, "readyTimeoutSeconds", 900, key("vm"), 60, 7200),
         subnet_cidr=_subnet_cidr(r, vm_raw, key("vm")),
     )
 

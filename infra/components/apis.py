@@ -86,6 +86,8 @@ RESOURCE_APIS: Mapping[str, tuple[str, ...]] = {
     "random:index/randomPassword:RandomPassword": (),
     "tls:index/privateKey:PrivateKey": (),
     "pulumi-python:dynamic/inngest-kit:StackDeployment": (COMPUTE,),
+    # Reads the POSIX user name from the OS Login profile (`users.getLoginProfile`, infra/remote/oslogin.py).
+    "pulumi-python:dynamic/inngest-kit:OsLoginUser": (OS_LOGIN,),
 }
 # The kit's own components call nothing themselves; their children are in the table.
 COMPONENT_PREFIX = "inngest-kit:index:"

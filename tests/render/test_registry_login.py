@@ -232,7 +232,10 @@ def test_a_vm_without_the_helper_is_told_how_to_get_it(tmp_path, vm_root, engine
     empty_bin = tmp_path / "empty-bin"
     empty_bin.mkdir()
     release = _release(vm_root, AR_IMAGE)
-    result = _pull(vm_root, release, _environment(tmp_path, vm_root, empty_bin, engine, metadata), AR_IMAGE)
+    env = _environment(tmp_path, vm_root, empty_bin, engine, metadata)
+    # Leave out any directory of this machine that has a helper of that name (docker runs by full path).
+    env["PATH"] = ":".join(d for d in env["PATH"].split(":") if not (Path(d) / CREDENTIAL_HELPER_NAME).exists())
+    result = _pull(vm_root, release, env, AR_IMAGE)
     assert result.returncode == commands.REGISTRY_LOGIN_FAILED_STATUS
     assert "docker-credential-gce-metadata for europe-west1-docker.pkg.dev is not installed" in result.stderr
     assert "sudo google_metadata_script_runner startup" in result.stderr and engine.pulls == []
