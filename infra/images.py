@@ -4,7 +4,9 @@ Docker splits a reference into a registry host and a path the same way everywher
 path component is a registry host when it holds a `.` or a `:`, or is `localhost`; otherwise the
 image is on Docker Hub (docker/distribution `reference/normalize.go`, `splitDockerDomain`).
 An Artifact Registry Docker image is `<location>-docker.pkg.dev/<project>/<repository>/<image>`
-(Artifact Registry docs, "Docker repository names").
+(Artifact Registry docs, "Docker repository names"); `gcr.io/<project>/<image>` is served by an
+Artifact Registry repository named after the host (Artifact Registry docs, "gcr.io repositories",
+domain support table: gcr.io and us.gcr.io in `us`, eu.gcr.io in `europe`, asia.gcr.io in `asia`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ DOCKER_HUB = "docker.io"
 # The key the docker CLI stores Docker Hub credentials under (docker/cli `registry.IndexServer`).
 DOCKER_HUB_LOGIN_SERVER = "https://index.docker.io/v1/"
 ARTIFACT_REGISTRY_HOST_RE = re.compile(r"^(?P<location>[a-z0-9-]+)-docker\.pkg\.dev$")
+GCR_HOST_LOCATIONS = {"gcr.io": "us", "us.gcr.io": "us", "eu.gcr.io": "europe", "asia.gcr.io": "asia"}
 # The credential helper the startup script installs: `docker-credential-<name>` on the VM's PATH.
 CREDENTIAL_HELPER = "gce-metadata"
 ARTIFACT_REGISTRY_READER = "roles/artifactregistry.reader"
@@ -36,6 +39,13 @@ class ArtifactRepository:
     @property
     def id(self) -> str:
         return f"projects/{self.project}/locations/{self.location}/repositories/{self.repository}"
+
+    @property
+    def docker_path(self) -> str:
+        """The prefix of the repository's image names."""
+        if self.host in GCR_HOST_LOCATIONS:
+            return f"{self.host}/{self.project}"
+        return f"{self.host}/{self.project}/{self.repository}"
 
 
 def registry_host(image: str) -> str:
@@ -55,10 +65,12 @@ def login_server(image: str) -> str:
 def artifact_repository(image: str) -> ArtifactRepository | None:
     """The Artifact Registry repository holding `image`, or None for any other registry."""
     host = registry_host(image)
+    parts = image.split("/")
+    if host in GCR_HOST_LOCATIONS and len(parts) >= 3:  # host / project / image
+        return ArtifactRepository(host=host, location=GCR_HOST_LOCATIONS[host], project=parts[1], repository=host)
     match = ARTIFACT_REGISTRY_HOST_RE.match(host)
     if not match:
         return None
-    parts = image.split("/")
     if len(parts) < 4:  # host / project / repository / image
         return None
     return ArtifactRepository(host=host, location=match.group("location"), project=parts[1], repository=parts[2])
@@ -77,7 +89,7 @@ def pull_fix(image: str) -> str:
     repository = artifact_repository(image)
     if repository is not None:
         return (
-            f"check that the image and tag exist (`gcloud artifacts docker images list {repository.host}/{repository.project}/{repository.repository} --include-tags`) "
+            f"check that the image and tag exist (`gcloud artifacts docker images list {repository.docker_path} --include-tags`) "
             f"and that the Artifact Registry API is enabled in project {repository.project}; the VM pulls with its own service account, "
             f"which `pulumi up` grants {ARTIFACT_REGISTRY_READER} on {repository.id}"
         )

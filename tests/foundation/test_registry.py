@@ -32,6 +32,8 @@ def _vm_member(plan: dict) -> str:
         ("us-central1-docker.pkg.dev/acme-web-prod/web/app:1.4.2", "acme-web-prod", "us-central1", "web"),
         # another project's repository: the binding goes there, not to the stack's project
         ("europe-west1-docker.pkg.dev/acme-shared/images/team/app@sha256:" + "a" * 64, "acme-shared", "europe-west1", "images"),
+        # gcr.io, now served by an Artifact Registry repository named after the host
+        ("eu.gcr.io/acme-legacy/web:1.4.2", "acme-legacy", "europe", "eu.gcr.io"),
     ],
 )
 def test_an_artifact_registry_image_grants_reader_on_that_repository_only(image, project, location, repository):
@@ -44,7 +46,7 @@ def test_an_artifact_registry_image_grants_reader_on_that_repository_only(image,
     assert not [r for r in of_type(plan, "gcp:projects/iAMMember:IAMMember") if "artifactregistry" in r["inputs"]["role"]]
     assert readers[0]["urn"] in one(plan, DEPLOYMENT, "stack")["depends_on"]
     login = plan["files"]["registry-login.sh"]
-    assert f'"{location}-docker.pkg.dev": "gce-metadata"' in login and "docker login --username" not in login
+    assert f'"{image.split("/")[0]}": "gce-metadata"' in login and "docker login --username" not in login
 
 
 def test_an_image_elsewhere_grants_nothing_and_needs_no_artifact_registry_api():
@@ -112,7 +114,9 @@ def test_registry_host_follows_dockers_split(image, host, server):
 def test_artifact_repository_parsing():
     repo = artifact_repository("asia-southeast1-docker.pkg.dev/acme-shared/images/team/app:1")
     assert repo is not None and repo.id == "projects/acme-shared/locations/asia-southeast1/repositories/images"
-    assert artifact_repository("gcr.io/acme/app:1") is None
+    gcr = artifact_repository("gcr.io/acme/app:1")
+    assert gcr is not None and (gcr.location, gcr.repository, gcr.docker_path) == ("us", "gcr.io", "gcr.io/acme")
+    assert artifact_repository("ghcr.io/acme/app:1") is None
     assert artifact_repository("us-docker.pkg.dev/acme/app:1") is None  # no repository part
     assert "roles/artifactregistry.reader on projects/acme-shared/locations/asia-southeast1/repositories/images" in pull_fix(
         "asia-southeast1-docker.pkg.dev/acme-shared/images/team/app:1"
