@@ -68,6 +68,7 @@ SECRET_VERSIONS_FILE = f"{layout.DATA_MOUNT}/secret-versions.env"
 # Name of the database password file in each service's secrets directory. Lower case, so that the
 # app's wrapper, which exports every UPPER_CASE file as a variable, leaves it out.
 APP_DB_PASSWORD_FILE = "db-password"
+DB_USER_FILE = "db-user"  # the live login role, written by fetch-secrets.sh from the versions file
 
 # Where things sit inside the containers.
 CONTAINER_SECRETS_DIR = "/run/kit-secrets"  # each service's own tmpfs directory, mounted read-only
@@ -232,6 +233,11 @@ def database_url(user: str, password_expr: str, inputs: RenderInputs, database: 
     return f"postgres://{user}:{password_expr}@{host}:{SQL_PORT}/{database}?sslmode=verify-ca&sslrootcert={CONTAINER_SERVER_CA}"
 
 
+def _db_login_context(slot: str, owner: str, password: SecretRef) -> dict:
+    # The roles a versions file may name as the service's login (infra/keys/db_roles.py).
+    return {"slot": slot, "owner": owner, "logins": [owner, *naming.db_login_roles(owner)], "password": password}
+
+
 def _fetch_secrets_context(config: StackConfig, inputs: RenderInputs) -> dict:
     refs = inputs.secrets
     app_secrets = [(name, refs[naming.app_secret_logical(name)]) for name in config.app.secrets]
@@ -241,21 +247,28 @@ def _fetch_secrets_context(config: StackConfig, inputs: RenderInputs) -> dict:
         "versions_file": SECRET_VERSIONS_FILE,
         "signing_key": refs[naming.SIGNING_KEY],
         "event_key": refs[naming.EVENT_KEY],
-        "app_db_password": refs[naming.DB_APP_PASSWORD],
-        "inngest_db_password": refs[naming.DB_INNGEST_PASSWORD],
+        "app_db": _db_login_context("DB_APP_LOGIN", naming.APP_DB_USER, refs[naming.DB_APP_PASSWORD]),
+        "inngest_db": _db_login_context("DB_INNGEST_LOGIN", naming.INNGEST_DB_USER, refs[naming.DB_INNGEST_PASSWORD]),
         "app_secrets": app_secrets,
+        # A `case` pattern of every SLOT:role pair a versions file may hold (roles are [a-z0-9_]).
+        "db_login_patterns": " | ".join(
+            f"{slot}:{role}"
+            for slot, owner in (("DB_APP_LOGIN", naming.APP_DB_USER), ("DB_INNGEST_LOGIN", naming.INNGEST_DB_USER))
+            for role in (owner, *naming.db_login_roles(owner))
+        ),
         "current_alias": naming.CURRENT_ALIAS,
         "previous_alias": naming.PREVIOUS_ALIAS,
     }
 
 
 def _app_wrapper_context(config: StackConfig, inputs: RenderInputs) -> dict:
-    required = ["INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY", APP_DB_PASSWORD_FILE, *config.app.secrets]
+    required = ["INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY", DB_USER_FILE, APP_DB_PASSWORD_FILE, *config.app.secrets]
     return {
         "secrets_dir": CONTAINER_SECRETS_DIR,
         "required": required,
         "db_password_file": APP_DB_PASSWORD_FILE,
-        "database_url": database_url(naming.APP_DB_USER, "${db_password}", inputs, naming.APP_DB_NAME),
+        "db_user_file": DB_USER_FILE,
+        "database_url": database_url("${db_user}", "${db_password}", inputs, naming.APP_DB_NAME),
     }
 
 
@@ -265,7 +278,7 @@ def _inngest_start_context(config: StackConfig, inputs: RenderInputs) -> dict:
         "port": layout.INNGEST_PORT,
         "sdk_url": f"http://app:{config.app.port}{INNGEST_API_PATH}",
         "redis_uri": "redis://redis:6379",
-        "postgres_uri": database_url(naming.INNGEST_DB_USER, "${db_password}", inputs, naming.INNGEST_DB_NAME),
+        "postgres_uri": database_url("${db_user}", "${db_password}", inputs, naming.INNGEST_DB_NAME),
         "max_open_conns": config.inngest.postgres_max_open_conns,
         "max_idle_conns": config.inngest.postgres_max_idle_conns,
     }
