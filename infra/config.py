@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from infra.images import artifact_repository, login_server
+
 NAMESPACE = "inngest-kit"
 
 # The first release whose Postgres pool flags are honoured (DESIGN.md, Inngest facts).
@@ -134,6 +136,9 @@ class AppConfig:
     expose_inngest_endpoint: bool = False
     cpus: float = 1.0
     memory_mb: int = 512
+    # A private registry other than Artifact Registry: the user `docker login` uses; the token is
+    # the secret config value `registryToken`, kept in Secret Manager (infra/images.py).
+    registry_username: str | None = None
 
 
 @dataclass(frozen=True)
@@ -270,7 +275,7 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
     def key(name: str) -> str:
         return f"{ns}:{name}"
 
-    known_top = {"name", "domain", "acmeEmail", "vm", "database", "inngest", "caddy", "redis", "app", "appSecrets", "sshSourceRanges", "sshVia", "sshUser"}
+    known_top = {"name", "domain", "acmeEmail", "vm", "database", "inngest", "caddy", "redis", "app", "appSecrets", "registryToken", "sshSourceRanges", "sshVia", "sshUser"}
     for full in sorted(raw):
         if full.startswith(ns + ":") and full.split(":", 1)[1] not in known_top:
             r.fail(full, "is not a known setting", f"remove it, or use one of: {', '.join(sorted(known_top))}")
@@ -459,7 +464,7 @@ def _subnet_cidr(r: _Reader, vm_raw: Mapping[str, Any], where: str) -> str:
 def _parse_app(r: _Reader, raw: Mapping[str, Any], key) -> AppConfig | None:
     where = key("app")
     app_raw = r.section(raw, where)
-    r.unknown_keys(app_raw, {"image", "command", "port", "healthPath", "env", "dbPoolSize", "exposeInngestEndpoint", "cpus", "memoryMb"}, where)
+    r.unknown_keys(app_raw, {"image", "command", "port", "healthPath", "env", "dbPoolSize", "exposeInngestEndpoint", "cpus", "memoryMb", "registry"}, where)
     image = r.text(app_raw, "image", where) or ""
     if not image:
         r.fail(f"{where}.image", "is required", f"run `pulumi config set --path '{where.split(':')[1]}.image' ghcr.io/acme/web:1.4.2`")
@@ -503,6 +508,7 @@ def _parse_app(r: _Reader, raw: Mapping[str, Any], key) -> AppConfig | None:
                 r.fail(f"{key('appSecrets')}.{secret_name}", f"is also set as plain env {where}.env.{secret_name}", "keep it in one place only: secrets belong in appSecrets")
             else:
                 secret_names.append(str(secret_name))
+    registry_username = _parse_registry(r, raw, key, app_raw, image)
     if not command or not image:
         return None
     return AppConfig(
@@ -516,4 +522,25 @@ def _parse_app(r: _Reader, raw: Mapping[str, Any], key) -> AppConfig | None:
         expose_inngest_endpoint=r.boolean(app_raw, "exposeInngestEndpoint", False, where),
         cpus=r.number(app_raw, "cpus", 1.0, where, 0.1, 64),
         memory_mb=r.integer(app_raw, "memoryMb", 512, where, 64, 262144),
+        registry_username=registry_username,
     )
+
+
+def _parse_registry(r: _Reader, raw: Mapping[str, Any], key, app_raw: Mapping[str, Any], image: str) -> str | None:
+    """`app.registry.username` with the secret `registryToken`: both or neither, and neither for
+    Artifact Registry, which the VM reads with its own service account."""
+    where = f"{key('app')}.registry"
+    registry_raw = r.section(app_raw, "registry")
+    r.unknown_keys(registry_raw, {"username"}, where)
+    username = r.text(registry_raw, "username", where) or None
+    has_token = raw.get(key("registryToken")) not in (None, "")
+    if username is not None and not re.match(r"^[^\s:]{1,255}$", username):
+        r.fail(f"{where}.username", f"{username!r} is not a registry user name", "give the user name alone, with no spaces or colon")
+    if image and artifact_repository(image) is not None and (username or has_token):
+        r.fail(where, f"{image} is in Artifact Registry, which the VM reads with its own service account (no key, no token)", f"remove {where} and {key('registryToken')}")
+        return None
+    if username and not has_token:
+        r.fail(key("registryToken"), f"is required with {where}.username", f"run `pulumi config set --secret {key('registryToken')} <token>` with a read-only token for {login_server(image) if image else 'the registry'}")
+    elif has_token and not username:
+        r.fail(f"{where}.username", f"is required with {key('registryToken')}", f"run `pulumi config set --path '{where.split(':')[1]}.username' <user>`")
+    return username if has_token else None

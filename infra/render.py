@@ -11,6 +11,7 @@ the values itself at stack start (fetch-secrets.sh), into a tmpfs.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import shlex
 import ssl
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import jinja2
 
-from infra import layout, naming
+from infra import images, layout, naming
 from infra.config import StackConfig
 from infra.sql_proxy import CONNECTION_NAME_RE, PROXY_PORT, PROXY_SERVICE
 
@@ -34,11 +35,12 @@ FETCH_SECRETS = "fetch-secrets.sh"
 APP_WRAPPER = "with-secrets.sh"
 APP_HEALTHCHECK = "app-healthcheck.sh"
 INNGEST_START = "start-inngest.sh"
+REGISTRY_LOGIN = "registry-login.sh"
 # The Cloud SQL instance's server CA (public, not secret), mounted into the app and Inngest so that
 # their drivers verify the server: absent when the stack reaches the database through the Auth Proxy.
 SERVER_CA_FILE = "server-ca.pem"
 
-EXECUTABLE_FILES: frozenset[str] = frozenset({FETCH_SECRETS, APP_WRAPPER, APP_HEALTHCHECK, INNGEST_START})
+EXECUTABLE_FILES: frozenset[str] = frozenset({FETCH_SECRETS, APP_WRAPPER, APP_HEALTHCHECK, INNGEST_START, REGISTRY_LOGIN})
 
 # Files whose content compose cannot see (they are bind-mounted, or run inside a container), mapped
 # to the services that must be restarted to pick up a new version. The compose file and the env
@@ -52,6 +54,7 @@ _RESTARTED_BY: dict[str, tuple[str, ...]] = {
     APP_WRAPPER: ("app",),
     APP_HEALTHCHECK: ("app",),
     INNGEST_START: ("inngest",),
+    REGISTRY_LOGIN: (),  # runs on the host before each pull
     SERVER_CA_FILE: ("app", "inngest"),
 }
 
@@ -191,6 +194,7 @@ def render_stack(config: StackConfig, inputs: RenderInputs) -> dict[str, str]:
         APP_WRAPPER: _render(APP_WRAPPER, **_app_wrapper_context(config, inputs)),
         APP_HEALTHCHECK: _render(APP_HEALTHCHECK, url=f"http://127.0.0.1:{config.app.port}{config.app.health_path}"),
         INNGEST_START: _render(INNGEST_START, **_inngest_start_context(config, inputs)),
+        REGISTRY_LOGIN: _render(REGISTRY_LOGIN, **_registry_login_context(config, inputs)),
     }
     if not inputs.sql_proxy_instance:
         files[SERVER_CA_FILE] = inputs.server_ca_pem
@@ -323,6 +327,23 @@ def _inngest_start_context(config: StackConfig, inputs: RenderInputs) -> dict:
         "postgres_uri": database_url("${db_user}", "${db_password}", inputs, naming.INNGEST_DB_NAME),
         "max_open_conns": config.inngest.postgres_max_open_conns,
         "max_idle_conns": config.inngest.postgres_max_idle_conns,
+    }
+
+
+def _registry_login_context(config: StackConfig, inputs: RenderInputs) -> dict:
+    repository = images.artifact_repository(config.app.image)
+    helpers = {repository.host: images.CREDENTIAL_HELPER} if repository else {}
+    login = None
+    if config.app.registry_username:
+        login = {"server": images.login_server(config.app.image), "username": config.app.registry_username, "token": inputs.secrets[naming.REGISTRY_TOKEN]}
+    return {
+        "project": inputs.project,
+        "docker_config_dir": layout.DOCKER_CONFIG_DIR,
+        "unit_name": layout.SYSTEMD_UNIT,
+        "helper": images.CREDENTIAL_HELPER,
+        "config_json": json.dumps({"credHelpers": helpers}, indent=1, sort_keys=True),
+        "helper_hosts": sorted(helpers),
+        "login": login,
     }
 
 

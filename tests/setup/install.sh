@@ -23,6 +23,7 @@ want pgrep procps
 want curl curl
 want openssl openssl
 want node nodejs
+want docker docker.io  # the real docker CLI runs the registry login and pull steps (tests/render/test_registry_login.py)
 want npm npm
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need_apt+=(postgresql-15)
 command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client-15)
