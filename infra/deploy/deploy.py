@@ -3,13 +3,13 @@
 The steps are the builders in `infra/remote/commands.py`, run in order, holding the VM's lock
 (infra/ops/lock.py) throughout:
 take the lock -> read the live manifest -> build the new release dir (copy the unchanged files, upload
-the changed ones, check every file's hash, manifest last) -> switch `current` -> fetch secrets ->
+the changed ones, check every file's hash, manifest last) -> pull the images not on the VM yet -> switch `current` -> fetch secrets ->
 `compose up` -> recreate what compose cannot see -> wait for health -> sync the app with Inngest ->
 point `previous` at the old release -> audit line -> give the lock back.
 
 What a failure at each point leaves (the fault sweep in tests/deploy/test_fault_sweep.py cuts the
 connection at every one of them):
-- before the switch: `current` untouched; the half-built release directory is rebuilt by the rerun;
+- before the switch (a failed image pull included): `current` untouched; the half-built release directory is rebuilt by the rerun;
 - from the switch (included: a drop during it leaves unknown which way the link points) to the end of
   the health checks: switched back to the previous release and brought up again, over a fresh
   connection if this one died; on a first deploy the new release stays for inspection;
@@ -38,6 +38,7 @@ from infra.deploy.release import (
     release_id_for,
     sha256_hex,
 )
+from infra.images import compose_images, pull_fix
 from infra.ops import lock as vm_lock
 from infra.ops.audit import entry as audit_entry
 from infra.ops.commands import audit_append
@@ -203,7 +204,10 @@ def _deploy_locked(
         # whether an interrupted run recreated them is unknown.
         recreate = tuple(sorted({service for path in files for service in restarted_by(path)}))
         try:
+            _pull_images(session, context, vm.paths.current, files, plan)
             _bring_up(session, context, recreate)
+        except DeployError:
+            raise
         except Exception as error:
             raise DeployError(
                 f"release {plan.release_id} is current on the VM but bringing it up failed: {_what_failed(session, error)}\n"
@@ -214,6 +218,9 @@ def _deploy_locked(
         return DeployResult(plan.release_id, plan.manifest, plan.previous_release_id, (), recreate, drift)
     try:
         uploaded = _build_release(session, vm, plan, files, owner, executable_files)
+        _pull_images(session, context, vm.paths.release(plan.release_id), files, plan)
+    except DeployError:
+        raise
     except Exception as error:
         raise _not_live(session, plan.release_id, plan.previous_release_id, error) from error
     try:
@@ -350,6 +357,32 @@ def _disk_full_or(session: RemoteSession, vm: Vm, where: str, error: Exception) 
     if free is not None and free < disk.MIN_FREE_KB:
         return DiskFullError(disk.full_disk_message(vm, where, free))
     return error
+
+
+def _pull_images(session: RemoteSession, context: _Context, release_dir: str, files: Mapping[str, str], plan: ReleasePlan) -> None:
+    """Every image of the release onto the VM while the live release is untouched, so that a bad
+    reference or a registry the VM cannot authenticate to stops the deploy before anything moves."""
+    images = compose_images(files.get(commands.COMPOSE_FILE, ""))
+    if not images:
+        return
+    result = session.run(commands.pull_images(context.vm, release_dir, images), check=False, timeout=context.settings.command_timeout)
+    if result.exit_status == 0:
+        return
+    stderr = result.stderr.strip()
+    failed = [line[len(commands.PULL_FAILED):] for line in stderr.splitlines() if line.startswith(commands.PULL_FAILED)]
+    reason = "\n".join(line for line in stderr.splitlines() if not line.startswith(commands.PULL_FAILED)) or f"exit status {result.exit_status}"
+    if failed:
+        what = f"image {failed[-1]} could not be pulled on the VM: {reason}\nFix: {pull_fix(failed[-1])}."
+    elif result.exit_status == commands.REGISTRY_LOGIN_FAILED_STATUS:
+        what = f"the registry login for the release's images failed: {reason}"
+    else:
+        what = f"pulling the release's images ({', '.join(images)}) failed: {reason}"
+    live = f"Release {plan.previous_release_id} is still current and running" if plan.previous_release_id else "Nothing was live before, and nothing was started"
+    raise DeployError(
+        f"deploy of release {plan.release_id} stopped before switching to it: {what}\n{live}; run `pulumi up` again after the fix.",
+        release_id=plan.release_id,
+        rolled_back_to=plan.previous_release_id,
+    )
 
 
 def _bring_up(session: RemoteSession, context: _Context, recreate: tuple[str, ...]) -> None:

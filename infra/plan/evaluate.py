@@ -10,7 +10,7 @@ Secret values appear only as "[secret]".
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ class PlanResult:
     config: StackConfig
     document: dict[str, Any]
     generated_secrets: list[str]  # for tests: values that must never appear in any output
+    registrations: list[Registration] = field(default_factory=list)  # for tests: IDs and options as registered
 
 
 def stack_file(stack: str, root: Path = PROJECT_ROOT) -> Path:
@@ -168,7 +169,8 @@ def _run_program(stack, config, masked, secret_keys, app_secret_values, adopted_
 
     async def run():
         secret_inputs = {name: pulumi.Output.secret(value) for name, value in app_secret_values.items()}
-        built = build(config, secret_inputs)
+        # The registry token is a secret config value the plan never decrypts.
+        built = build(config, secret_inputs, pulumi.Output.secret(SECRET) if config.app.registry_username else None)
         for key, value in built.outputs.items():
             output = pulumi.Output.from_input(value)
             holder[key] = (await output.is_secret(), await output.future())
@@ -185,7 +187,7 @@ def _run_program(stack, config, masked, secret_keys, app_secret_values, adopted_
         "files": plan_files(resources),
         "cost": estimate(config, load_prices()),
     }
-    return PlanResult(config=config, document=document, generated_secrets=list(mocks.generated_secrets))
+    return PlanResult(config=config, document=document, generated_secrets=list(mocks.generated_secrets), registrations=list(monitor.registrations))
 
 
 def _mask_outputs(values: dict[str, tuple[bool, Any]]) -> dict[str, Any]:
@@ -210,5 +212,6 @@ def _resource_entry(r: Registration) -> dict[str, Any]:
             "protect": r.protect,
             "retain_on_delete": r.retain_on_delete,
             "ignore_changes": r.ignore_changes,
+            "secret_outputs": r.secret_outputs,
         },
     }
