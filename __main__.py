@@ -9,11 +9,15 @@ from infra.program import build
 from infra.pulumi_config import read_app_secret_values, read_raw_config
 
 try:
+    # The same validation as `make plan`, on every key of the namespace the engine holds.
     config = parse_config(read_raw_config())
 except ConfigError as error:
     # Every problem at once, before any resource is registered.
     print("The stack configuration has problems:\n" + "\n".join(f"  - {p}" for p in error.problems), file=sys.stderr)
     sys.exit(2)
+
+for warning in config.warnings:
+    pulumi.log.warn(warning)
 
 stack = build(config, read_app_secret_values())
 for name, value in stack.outputs.items():
