@@ -9,6 +9,7 @@ Secret values appear only as "[secret]".
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,21 +43,57 @@ class PlanResult:
     generated_secrets: list[str]  # for tests: values that must never appear in any output
 
 
+# Pulumi's rule for a stack name (pkg/backend: `^[A-Za-z0-9_.-]{1,100}$`), optionally qualified as
+# <org>/<stack> or <org>/<project>/<stack>. The plan also refuses "." and "..": Pulumi accepts
+# them, but they would name directories in Pulumi.<stack>.yaml and build/<stack>/.
+STACK_PART_RE = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+OWNER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
+
+
+def stack_name_problems(stack: str) -> list[str]:
+    parts = stack.split("/")
+    fix = "Fix: use letters, digits, -, _ and . (at most 100), optionally as <org>/<stack> or <org>/<project>/<stack>, e.g. prod."
+    if len(parts) > 3:
+        return [f"--stack: {stack!r} has more than two '/'. {fix}"]
+    *qualifiers, name = parts
+    if not STACK_PART_RE.fullmatch(name) or name in (".", ".."):
+        return [f"--stack: {stack!r} is not a stack name Pulumi accepts. {fix}"]
+    if qualifiers and not OWNER_RE.fullmatch(qualifiers[0]):
+        return [f"--stack: {qualifiers[0]!r} is not an organization name. {fix}"]
+    if len(qualifiers) == 2 and (not STACK_PART_RE.fullmatch(qualifiers[1]) or qualifiers[1] in (".", "..")):
+        return [f"--stack: {qualifiers[1]!r} is not a project name. {fix}"]
+    return []
+
+
+def short_stack_name(stack: str) -> str:
+    """The stack part of a qualified name: Pulumi.<it>.yaml holds its config."""
+    return stack.rsplit("/", 1)[-1]
+
+
 def stack_file(stack: str, root: Path = PROJECT_ROOT) -> Path:
-    return root / f"Pulumi.{stack}.yaml"
+    return root / f"Pulumi.{short_stack_name(stack)}.yaml"
 
 
-def read_stack_config(path: Path) -> dict[str, Any]:
-    if not path.exists():
+def read_stack_config(path: Path, option: str = "--stack") -> dict[str, Any]:
+    """The `config:` map of a stack file; every error names the option that chose the file."""
+    if not path.is_file():
+        if option == "--config-file":
+            raise PlanInputError([f"--config-file: {path} is not a file. Fix: give the path of a stack file such as Pulumi.example.yaml."])
         raise PlanInputError([f"--stack: no stack file {path.name}. Fix: create it (copy Pulumi.example.yaml) or pick an existing stack."])
     try:
         document = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise PlanInputError([f"{path.name}: is not valid YAML ({error}). Fix: correct the syntax."]) from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise PlanInputError([f"{option}: {path.name} cannot be read ({type(error).__name__}). Fix: check the file's permissions and encoding (UTF-8)."]) from error
+    except (yaml.YAMLError, RecursionError) as error:
+        raise PlanInputError([f"{option}: {path.name} is not valid YAML ({_first_line(error)}). Fix: correct the syntax."]) from error
     config = document.get("config") if isinstance(document, dict) else None
     if not isinstance(config, dict):
-        raise PlanInputError([f"{path.name}: has no `config:` map. Fix: add one, as in Pulumi.example.yaml."])
+        raise PlanInputError([f"{option}: {path.name} has no `config:` map. Fix: add one, as in Pulumi.example.yaml."])
     return config
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
 
 
 def _is_secure(value: Any) -> bool:
@@ -105,8 +142,11 @@ def mask(value: Any) -> Any:
 
 def evaluate(stack: str, *, config_file: Path | None = None, raw: dict[str, Any] | None = None) -> PlanResult:
     """Runs the program under mocks, on `raw` config if given, else on the stack's file."""
+    problems = stack_name_problems(stack)
+    if problems:
+        raise PlanInputError(problems)
     if raw is None:
-        raw = read_stack_config(config_file or stack_file(stack))
+        raw = read_stack_config(config_file, "--config-file") if config_file is not None else read_stack_config(stack_file(stack))
     masked, secret_keys = _mask_config(raw)
     try:
         config = parse_config(masked)
@@ -148,6 +188,7 @@ def _run_program(stack, config, masked, secret_keys, app_secret_values) -> PlanR
         "outputs": outputs,
         "files": plan_files(resources),
         "cost": estimate(config, load_prices()),
+        "warnings": list(config.warnings),
     }
     return PlanResult(config=config, document=document, generated_secrets=list(mocks.generated_secrets))
 
