@@ -16,7 +16,6 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from annotated_types import Interval
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -165,7 +164,7 @@ def whole(low: int, high: int) -> Any:
             raise _problem(f"must be a whole number from {low} to {high}, got {show(value)}", "set a value in that range, or remove it for the default {default}")
         return number
 
-    return Annotated[int, BeforeValidator(check), Interval(ge=low, le=high)]
+    return Annotated[int, BeforeValidator(check), WithJsonSchema({"type": "integer", "minimum": low, "maximum": high})]
 
 
 def real(low: float, high: float) -> Any:
@@ -175,7 +174,7 @@ def real(low: float, high: float) -> Any:
             raise _problem(f"must be a number from {low} to {high}, got {show(value)}", "set a value in that range, or remove it for the default {default}")
         return number
 
-    return Annotated[float, BeforeValidator(check), Interval(ge=low, le=high)]
+    return Annotated[float, BeforeValidator(check), WithJsonSchema({"type": "number", "minimum": low, "maximum": high})]
 
 
 def _text(value: Any) -> str:
@@ -196,7 +195,7 @@ def optional_text(rule, schema: dict | None = None) -> Any:
         cleaned = _text(value)
         return rule(cleaned) if cleaned else None
 
-    return Annotated[str | None, BeforeValidator(check), WithJsonSchema(schema or {"type": "string"})]
+    return Annotated[str | None, BeforeValidator(check), WithJsonSchema(schema or {"type": ["string", "null"]})]
 
 
 def _flag(value: Any) -> bool:
@@ -479,7 +478,9 @@ class DatabaseConfig(_Section):
 
 class InngestConfig(_Section):
     version: text(_inngest_version, {"type": "string", "pattern": r"^v[0-9]+\.[0-9]+\.[0-9]+$"}) = Field("v1.43.0", alias="version")
-    postgres_max_open_conns: Annotated[int, BeforeValidator(_max_open_conns), Interval(ge=2, le=1000)] = Field(10, alias="postgresMaxOpenConns")
+    postgres_max_open_conns: Annotated[int, BeforeValidator(_max_open_conns), WithJsonSchema({"type": "integer", "minimum": 2, "maximum": 1000})] = Field(
+        10, alias="postgresMaxOpenConns", description="at least 2: Inngest v1.43 exits with 1 or less"
+    )
     postgres_max_idle_conns: whole(0, 1000) = Field(2, alias="postgresMaxIdleConns")
     cpus: real(0.1, 64) = Field(1.0, alias="cpus")
     memory_mb: whole(128, 262144) = Field(768, alias="memoryMb")
@@ -502,7 +503,9 @@ class RedisConfig(_Section):
 class AppConfig(_Section):
     image: text(_image) = Field(alias="image", description="the app's image, pinned by tag or digest (never :latest)")
     command: Annotated[tuple[str, ...], BeforeValidator(_command), WithJsonSchema({"type": "array", "items": {"type": "string"}, "minItems": 1})] = Field(alias="command")
-    port: Annotated[int, BeforeValidator(_app_port), Interval(ge=1, le=65535)] = Field(3000, alias="port")
+    port: Annotated[int, BeforeValidator(_app_port), WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 65535, "not": {"enum": list(RESERVED_APP_PORTS)}})] = Field(
+        3000, alias="port"
+    )
     health_path: text(_health_path) = Field("/", alias="healthPath")
     env: Mapping[EnvName, EnvValue] = Field(default_factory=dict, alias="env", description="plain, non-secret environment")
     db_pool_size: whole(1, 1000) = Field(5, alias="dbPoolSize")
@@ -682,6 +685,8 @@ def _what_and_fix(item: dict, loc: tuple, setting: str) -> tuple[str, str]:
         return ctx["what"], ctx["fix"]
     if kind == "missing":
         return "is required", MISSING_FIXES.get(setting, "set it")
+    if kind == "invalid_key":
+        return "is not a setting name (names are strings)", f"remove it, or use one of: {', '.join(_known_keys(loc[:-1]))}"
     if kind == "extra_forbidden":
         known = _known_keys(loc[:-1])
         return "is not a known setting", f"remove it, or use one of: {', '.join(known)}"
@@ -830,20 +835,32 @@ def _vm_fit_problems(vm: VmConfig, services: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _tidy(schema: Any) -> Any:
+    """Drops pydantic's generated titles, and closes maps whose keys follow a pattern."""
+    if isinstance(schema, dict):
+        tidy = {key: _tidy(value) for key, value in schema.items() if not (key == "title" and isinstance(value, str))}
+        if "patternProperties" in tidy and "additionalProperties" not in tidy:
+            tidy["additionalProperties"] = False
+        return tidy
+    if isinstance(schema, list):
+        return [_tidy(item) for item in schema]
+    return schema
+
+
 def config_json_schema() -> dict[str, Any]:
     """The JSON Schema of a stack file (Pulumi.<stack>.yaml), generated from the models."""
-    settings = StackConfig.model_json_schema(by_alias=True, mode="validation")
+    settings = _tidy(StackConfig.model_json_schema(by_alias=True, mode="validation"))
     definitions = settings.pop("$defs", {})
     known = sorted(settings["properties"])
-    settings.pop("title", None)
+    settings["properties"]["gcp:zone"].pop("default", None)  # the real default depends on the region
     # Keys of other namespaces (providers' settings) are allowed; unknown keys of ours are not.
     settings["propertyNames"] = {"anyOf": [{"enum": known}, {"not": {"pattern": f"^{NAMESPACE}:"}}]}
     settings["additionalProperties"] = True
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://github.com/inngest-kit/inngest-kit/schema/stack-config.schema.json",
+        "$id": "stack-config.schema.json",
         "title": "inngest-kit stack file (Pulumi.<stack>.yaml)",
-        "description": "Generated from infra/config.py by `python -m infra schema`; do not edit by hand.",
+        "description": "Generated from infra/config.py by `python -m infra.config_schema`; do not edit by hand.",
         "type": "object",
         "properties": {
             "config": settings,
