@@ -66,7 +66,7 @@ RESERVED_CONNECTIONS = 5
 VM_MEMORY_RESERVE_MIB = 384
 
 POSTGRES_VERSIONS = ("POSTGRES_14", "POSTGRES_15", "POSTGRES_16", "POSTGRES_17")
-CUSTOM_TIER_RE = re.compile(r"^db-custom-(\d+)-(\d+)$")
+CUSTOM_TIER_RE = re.compile(r"^db-custom-([0-9]{1,3})-([0-9]{1,7})$")
 DOMAIN_RE = re.compile(r"(?=.{1,253}\Z)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 # acmeEmail goes into the Caddyfile verbatim, where quotes, backticks, braces and `{$VAR}` mean
 # something. So: a plain dot-atom local part of letters, digits and . _ % + -, and a domain name.
@@ -596,8 +596,8 @@ def tier_max_connections(tier: str) -> int | None:
     """Cloud SQL's default max_connections for a tier, or None for a tier we do not know."""
     if tier in SHARED_CORE_MAX_CONNECTIONS:
         return SHARED_CORE_MAX_CONNECTIONS[tier]
-    match = CUSTOM_TIER_RE.match(tier) if isinstance(tier, str) else None
-    if not match or len(tier) > 40:
+    match = CUSTOM_TIER_RE.fullmatch(tier) if isinstance(tier, str) else None
+    if not match:
         return None
     cpus, memory_mb = int(match.group(1)), int(match.group(2))
     if cpus < 1 or memory_mb < 3840:

@@ -147,7 +147,7 @@ def test_every_problem_is_reported_at_once(raw):
 
 @pytest.mark.parametrize(
     ("tier", "max_connections"),
-    [("db-f1-micro", 25), ("db-g1-small", 50), ("db-custom-1-3840", 100), ("db-custom-2-7680", 400), ("db-custom-8-30720", 600), ("db-custom-1-1024", None), ("db-n1-huge", None)],
+    [("db-f1-micro", 25), ("db-g1-small", 50), ("db-custom-1-3840", 100), ("db-custom-2-7680", 400), ("db-custom-8-30720", 600), ("db-custom-1-1024", None), ("db-n1-huge", None), ("db-custom-1-3840\n", None), ("db-custom-٣-3840", None)],
 )
 def test_connection_budget_follows_the_tier(tier, max_connections):
     assert tier_max_connections(tier) == max_connections
