@@ -84,7 +84,7 @@ def read_stack_config(path: Path, option: str = "--stack") -> dict[str, Any]:
         document = yaml.safe_load(path.read_text()) or {}
     except (OSError, UnicodeDecodeError) as error:
         raise PlanInputError([f"{option}: {path.name} cannot be read ({type(error).__name__}). Fix: check the file's permissions and encoding (UTF-8)."]) from error
-    except (yaml.YAMLError, RecursionError) as error:
+    except (yaml.YAMLError, RecursionError, ValueError) as error:  # ValueError: PyYAML's int() of a 5,000-digit number
         raise PlanInputError([f"{option}: {path.name} is not valid YAML ({_first_line(error)}). Fix: correct the syntax."]) from error
     config = document.get("config") if isinstance(document, dict) else None
     if not isinstance(config, dict):

@@ -132,6 +132,8 @@ def write(path, text):
         (lambda d: write(d / "empty.yaml", ""), "--config-file: empty.yaml has no `config:` map"),
         (lambda d: write(d / "list.yaml", "- 1\n- 2\n"), "--config-file: list.yaml has no `config:` map"),
         (lambda d: write(d / "latin1.yaml", "").parent / "latin1.yaml", None),
+        (lambda d: write(d / "huge.yaml", "config:\n  gcp:project: " + "9" * 5000 + "\n"), "--config-file: huge.yaml is not valid YAML (Exceeds the limit"),
+        (lambda d: write(d / "deep.yaml", "config:\n  inngest-kit:vm: " + "[" * 20000 + "]" * 20000 + "\n"), "--config-file: deep.yaml is not valid YAML (maximum recursion depth"),
     ],
 )
 def test_config_file_errors_name_config_file(tmp_path, capsys, make, expected):
