@@ -13,7 +13,7 @@ Advice that does not stop a deploy (a secret-looking name in plain env, ...) is 
 import ipaddress
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Annotated, Any
 
 from pydantic import (
@@ -626,11 +626,13 @@ MISSING_FIXES = {
 }
 
 
-def parse_config(raw: Mapping[str, Any]) -> StackConfig:
+def parse_config(raw: Mapping[str, Any], encrypted_keys: Collection[str] = ()) -> StackConfig:
     """Builds a StackConfig from the flat Pulumi config map, or raises ConfigError with every problem.
 
     Keys of other namespaces (gcp:credentials, a provider's settings) are left to their owners; every
-    key of this namespace must be a known setting.
+    key of this namespace must be a known setting. `encrypted_keys` names the keys that hold a value
+    set with `--secret` (the engine's list on `pulumi up`, the `secure:` values of the stack file in
+    the plan): only appSecrets and acmeEmail may.
     """
     if not isinstance(raw, Mapping):
         raise ConfigError([f"config: expected a map of settings, got {type(raw).__name__}. Fix: give `config:` a map, as in Pulumi.example.yaml."])
@@ -649,11 +651,27 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
     except (RecursionError, ValueError, TypeError) as error:  # pydantic's own limits on absurd input
         problems.append(f"config: cannot be read ({type(error).__name__}). Fix: simplify the values; settings are plain strings, numbers, lists and maps.")
         config = None
+    problems.extend(_encrypted_problems(encrypted_keys, data))
     values = _values_of(config) if config is not None else _partial_values(data)
     problems.extend(_cross_problems(values))
     if problems or config is None:
         raise ConfigError(problems or ["config: cannot be read. Fix: compare it with Pulumi.example.yaml."])
     return config
+
+
+# Settings that may be set with `--secret`: appSecrets go to Secret Manager; the ACME address is only
+# private data. Every other setting is written in plain text to the VM and shown by the plan.
+MAY_BE_ENCRYPTED = frozenset({_key("appSecrets"), _key("acmeEmail")})
+
+
+def _encrypted_problems(encrypted_keys: Collection[str], data: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for key in sorted(k for k in encrypted_keys if isinstance(k, str) and k in data and k not in MAY_BE_ENCRYPTED):
+        problems.append(
+            f"{key}: holds a value set with --secret, but the kit writes this setting in plain text to the VM and the plan. "
+            "Fix: keep secret values in appSecrets (handed to the app as env), and set this setting without --secret."
+        )
+    return problems
 
 
 def _describe(error: ValidationError) -> list[str]:

@@ -13,7 +13,6 @@ validation as in `make plan`, and is refused there.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import pulumi
@@ -41,8 +40,10 @@ def configured_keys() -> list[str]:
     return sorted(key for key in keys if isinstance(key, str) and (key in GCP_KEYS or key.startswith(NAMESPACE + ":")))
 
 
-def _secret_keys() -> set[str]:
-    return {key for key in configured_keys() if is_config_secret(key)} | set(get_config_secret_keys_env() if "PULUMI_CONFIG_SECRET_KEYS" in os.environ else [])
+def read_encrypted_keys() -> set[str]:
+    """The configured keys stored encrypted (set with `--secret`), as the engine lists them."""
+    listed = set(get_config_secret_keys_env())
+    return {key for key in configured_keys() if is_config_secret(key) or key in listed}
 
 
 def _config_value(key: str) -> Any:
@@ -63,7 +64,7 @@ def read_raw_config() -> dict[str, Any]:
         raw[key] = value if key in GCP_KEYS else _value(value)
     secrets = raw.get(APP_SECRETS_KEY)
     if isinstance(secrets, dict):
-        encrypted = APP_SECRETS_KEY in _secret_keys()
+        encrypted = APP_SECRETS_KEY in read_encrypted_keys()
         raw[APP_SECRETS_KEY] = {name: ENCRYPTED if encrypted else _plain_marker(value) for name, value in secrets.items()}
     return raw
 

@@ -100,19 +100,30 @@ def _is_secure(value: Any) -> bool:
     return isinstance(value, dict) and set(value) == {"secure"}
 
 
+def _masked(value: Any, depth: int = 0) -> tuple[Any, bool]:
+    """The value with every `secure:` inside it replaced, and whether there was one. Deeper than any
+    setting goes (or a self-referencing YAML anchor) is left as is, for validation to refuse."""
+    if _is_secure(value):
+        return SECRET, True
+    if depth > 32:
+        return value, False
+    if isinstance(value, dict):
+        pairs = [(k, _masked(v, depth + 1)) for k, v in value.items()]
+        return {k: m for k, (m, _) in pairs}, any(s for _, (_, s) in pairs)
+    if isinstance(value, list):
+        items = [_masked(v, depth + 1) for v in value]
+        return [m for m, _ in items], any(s for _, s in items)
+    return value, False
+
+
 def _mask_config(raw: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
-    """Replaces encrypted (`secure:`) values, which the plan never decrypts, with a placeholder."""
+    """Replaces encrypted (`secure:`) values, which the plan never decrypts, with a placeholder; and
+    names the keys that hold one, as the engine's list of secret keys does on `pulumi up`."""
     masked: dict[str, Any] = {}
     secret_keys: set[str] = set()
     for key, value in raw.items():
-        if _is_secure(value):
-            masked[key], secret = SECRET, True
-        elif isinstance(value, dict):
-            masked[key] = {k: (SECRET if _is_secure(v) else v) for k, v in value.items()}
-            secret = any(_is_secure(v) for v in value.values()) or key == f"{NAMESPACE}:appSecrets"
-        else:
-            masked[key], secret = value, False
-        if secret:
+        masked[key], secret = _masked(value)
+        if secret or key == f"{NAMESPACE}:appSecrets":
             secret_keys.add(key)
     return masked, secret_keys
 
@@ -149,7 +160,7 @@ def evaluate(stack: str, *, config_file: Path | None = None, raw: dict[str, Any]
         raw = read_stack_config(config_file, "--config-file") if config_file is not None else read_stack_config(stack_file(stack))
     masked, secret_keys = _mask_config(raw)
     try:
-        config = parse_config(masked)
+        config = parse_config(masked, encrypted_keys=secret_keys)
     except ConfigError as error:
         raise PlanInputError(error.problems) from error
     app_secret_values = {name: (SECRET if _is_secure(v) else v) for name, v in (raw.get(f"{NAMESPACE}:appSecrets") or {}).items()}

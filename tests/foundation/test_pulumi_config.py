@@ -14,9 +14,9 @@ import pulumi
 import pytest
 
 from infra.config import ConfigError, parse_config
-from infra.plan.evaluate import _mask_config, evaluate
+from infra.plan.evaluate import PlanInputError, _mask_config, evaluate
 from infra.plan.mocks import PlanMocks, RecordingMonitor
-from infra.pulumi_config import read_raw_config
+from infra.pulumi_config import read_encrypted_keys, read_raw_config
 from tests.foundation.plan_helpers import example_raw
 from tests.foundation.test_entrypoint import run_entrypoint
 
@@ -114,3 +114,29 @@ def test_pulumi_up_logs_each_warning(monkeypatch):
     raw["inngest-kit:app"] = {**raw["inngest-kit:app"], "env": {"NODE_ENV": "production", "GITHUB_TOKEN": "ghp_x"}}
     run_entrypoint(raw)
     assert [w.split(":")[1] for w in warned] == ["app.env.GITHUB_TOKEN"]
+
+
+@pytest.mark.parametrize(
+    ("key", "encrypted_in_file", "decrypted"),
+    [
+        ("inngest-kit:domain", {"secure": "v1:x"}, "app.acme-example.com"),
+        ("inngest-kit:app", None, None),  # app.env.LOG_LEVEL set with --secret --path
+    ],
+)
+def test_a_setting_set_with_secret_that_the_kit_writes_in_plain_text_is_refused_on_both_paths(key, encrypted_in_file, decrypted):
+    expected = f"{key}: holds a value set with --secret, but the kit writes this setting in plain text to the VM and the plan."
+    file_raw = example_raw()
+    if key == "inngest-kit:app":
+        file_raw[key]["env"]["LOG_LEVEL"] = {"secure": "v1:x"}
+    else:
+        file_raw[key] = encrypted_in_file
+    with pytest.raises(PlanInputError) as on_plan:
+        evaluate("example", raw=file_raw)
+    assert any(p.startswith(expected) for p in on_plan.value.problems), on_plan.value.problems
+    engine_raw = decrypted_example()
+    if decrypted is not None:
+        engine_raw[key] = decrypted
+    engine(engine_raw, ["inngest-kit:appSecrets", key])
+    with pytest.raises(ConfigError) as on_up:
+        parse_config(read_raw_config(), read_encrypted_keys())
+    assert any(p.startswith(expected) for p in on_up.value.problems), on_up.value.problems
