@@ -98,6 +98,8 @@ RESERVED_APP_ENV = frozenset(
     }
 )
 RESERVED_APP_PORTS = (8288, 8289, 6379)
+# The database settings of a new instance, which an adopted one has of its own.
+ADOPT_IGNORED = ("tier", "version", "disk_gb", "maintenance_day", "maintenance_hour")
 GCP_KEYS = ("gcp:project", "gcp:region", "gcp:zone")
 SHOWN_CHARACTERS = 60
 
@@ -281,6 +283,16 @@ def _machine_type(value: str) -> str:
     return value
 
 
+def _subnet_cidr(value: str) -> str:
+    try:
+        network = ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        raise _problem(f"{show(value)} is not a CIDR range", "write it as address/prefix with the host bits zero, e.g. 10.10.0.0/24") from None
+    if network.version != 4 or not network.is_private or not 8 <= network.prefixlen <= 29:
+        raise _problem(f"{value} is not a private IPv4 range from /8 to /29", "use a free private range such as 10.10.0.0/24")
+    return str(network)
+
+
 def _tier(value: str) -> str:
     if tier_max_connections(value) is None:
         raise _problem(f"{show(value)} is not a known Cloud SQL tier", "use db-f1-micro, db-g1-small or db-custom-<cpus>-<memory MiB> (at least 3840 MiB)")
@@ -453,6 +465,9 @@ class VmConfig(_Section):
     boot_disk_gb: whole(10, 2000) = Field(20, alias="bootDiskGb")
     data_disk_gb: whole(10, 64000) = Field(20, alias="dataDiskGb", description="the persistent disk that holds all state")
     snapshot_retention_days: whole(1, 365) = Field(14, alias="snapshotRetentionDays")
+    subnet_cidr: text(_subnet_cidr) = Field(
+        "10.10.0.0/24", alias="subnetCidr", description="the VM's subnet (private IPv4, /8 to /29); in an adopted instance's VPC it must be free there"
+    )
 
     @property
     def vcpus(self) -> int:
@@ -802,7 +817,18 @@ def _cross_problems(v: dict[str, Any]) -> list[str]:
             f"{inngest.postgres_max_idle_conns} is above postgresMaxOpenConns ({inngest.postgres_max_open_conns})",
             "keep idle connections at or below the open limit",
         )
-    if app is not None and inngest is not None and database is not None:
+    if database is not None and database.adopted:
+        # An adopted instance is read, never changed: its own tier, version, disk and maintenance apply.
+        for name in ADOPT_IGNORED:
+            if name in database.model_fields_set:
+                alias = DatabaseConfig.model_fields[name].alias
+                fail(
+                    f"{_key('database')}.{alias}",
+                    "has no effect when database.existingInstance is set: the adopted instance's own settings are read and never changed",
+                    f"remove {alias} (the plan shows the adopted instance's tier and the connection budget it gives)",
+                )
+    # An adopted instance's budget comes from its real tier, read by the program (infra/adopted.py).
+    if app is not None and inngest is not None and database is not None and not database.adopted:
         budget = connection_budget(database.tier)
         wanted = app.db_pool_size + inngest.postgres_max_open_conns
         if budget is not None and wanted > budget:

@@ -11,6 +11,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra import naming
+from infra.adopted import AdoptedInstance, from_invoke
 from infra.config import DatabaseConfig
 
 
@@ -24,10 +25,25 @@ class DatabaseArgs:
     passwords: dict[str, pulumi.Input[str]]  # user name -> password (a Pulumi secret)
     # The instance may only be created once the PSA peering exists.
     depends_on: list[pulumi.Resource]
+    # The adopted instance as read at preview (read_adopted_instance); None for a new instance.
+    adopted: AdoptedInstance | None = None
 
 
 # The keys CLI changes user passwords outside Pulumi; `pulumi up` must not put the old one back.
 USER_IGNORE_CHANGES = ["password"]
+
+
+def read_adopted_instance(project: str, name: str) -> AdoptedInstance:
+    """Reads an existing instance at preview (an invoke: a data source, never a change), so that the
+    program can choose how the VM reaches it and size the pools to its real tier before registering
+    anything. Under the offline plan the mocks answer it (infra/plan/mocks.py)."""
+    return from_invoke(gcp.sql.get_database_instance(name=name, project=project))
+
+
+def _joined_certificates(certs) -> str:
+    # During a CA rotation Cloud SQL lists the current and the upcoming CA: trust both.
+    pems = [c.cert.strip() for c in certs or [] if c.cert]
+    return "\n".join(pems) + ("\n" if pems else "")
 
 
 class Database(pulumi.ComponentResource):
@@ -66,8 +82,15 @@ class Database(pulumi.ComponentResource):
             )
             for user, password in args.passwords.items()
         }
-        self.connection_name = self.instance.connection_name
-        self.private_ip = self.instance.private_ip_address
+        if args.adopted is not None:
+            # What the preview read; the instance is never changed by this stack.
+            self.connection_name = pulumi.Output.from_input(args.adopted.connection_name)
+            self.private_ip = pulumi.Output.from_input(args.adopted.private_ip)
+            self.server_ca_pem = pulumi.Output.from_input(args.adopted.server_ca_pem)
+        else:
+            self.connection_name = self.instance.connection_name
+            self.private_ip = self.instance.private_ip_address
+            self.server_ca_pem = self.instance.server_ca_certs.apply(_joined_certificates)
         self.register_outputs({"connection_name": self.connection_name, "private_ip": self.private_ip})
 
     def _new_instance(self, args: DatabaseArgs, child: pulumi.ResourceOptions) -> gcp.sql.DatabaseInstance:

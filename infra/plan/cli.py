@@ -32,12 +32,18 @@ def register(subparsers) -> None:
         default=None,
         help="where to write the rendered files (default: build/<stack>/); a new or empty directory, or one an earlier plan wrote",
     )
+    parser.add_argument(
+        "--adopted-instance",
+        type=Path,
+        default=None,
+        help="in adopt mode, the instance's description (`gcloud sql instances describe NAME --format=json`); default: a labelled stand-in",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        result = evaluate(args.stack, config_file=args.config_file)
+        result = evaluate(args.stack, config_file=args.config_file, adopted_instance=args.adopted_instance)
     except PlanInputError as error:
         print(f"Stack {args.stack!r} cannot be planned:", file=sys.stderr)
         for problem in error.problems:

@@ -4,8 +4,10 @@ cloud provider would compute."""
 
 from __future__ import annotations
 
+import json
 import secrets as random_source
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -20,7 +22,16 @@ KNOWN_AFTER_DEPLOY = "(known after deploy)"
 EXTERNAL_IP = "192.0.2.253"
 PRIVATE_IP = "192.0.2.254"
 CALLER_EMAIL = "deployer@example.invalid"
+STAND_INS_DIR = Path(__file__).resolve().parent / "stand_ins"
+# A stand-in server CA certificate (made for the plan, not Google's): what the program renders into
+# server-ca.pem until the real instance's CA is known. The plan shows it as unknown.
+STAND_IN_SERVER_CA = (STAND_INS_DIR / "server-ca.pem").read_text()
+# The STAND-IN description of an adopted instance the plan answers the instance read with, unless
+# the caller gives a real one (`plan --adopted-instance FILE`, from `gcloud sql instances describe`).
+STAND_IN_ADOPTED_INSTANCE = STAND_INS_DIR / "adopted-instance.json"
+GET_DATABASE_INSTANCE = "gcp:sql/getDatabaseInstance:getDatabaseInstance"
 UNKNOWN_VALUES = {
+    STAND_IN_SERVER_CA: KNOWN_AFTER_DEPLOY,
     EXTERNAL_IP: KNOWN_AFTER_DEPLOY,
     PRIVATE_IP: KNOWN_AFTER_DEPLOY,
     CALLER_EMAIL: KNOWN_AFTER_DEPLOY,
@@ -86,10 +97,12 @@ class PlanMocks(pulumi.runtime.Mocks):
     where only the deploy can tell (addresses), and fresh random values for generated secrets, so
     that tests can prove those values never leak into the plan."""
 
-    def __init__(self, project: str, region: str):
+    def __init__(self, project: str, region: str, adopted_instance: dict[str, Any] | None = None):
         self.project = project
         self.region = region
         self.generated_secrets: list[str] = []
+        # An API-format description (gcloud sql instances describe --format=json) of the adopted instance.
+        self.adopted_instance = adopted_instance if adopted_instance is not None else load_adopted_instance(STAND_IN_ADOPTED_INSTANCE)
 
     def _secret_value(self, value: str) -> str:
         self.generated_secrets.append(value)
@@ -109,6 +122,7 @@ class PlanMocks(pulumi.runtime.Mocks):
         elif t == "gcp:sql/databaseInstance:DatabaseInstance":
             state["connectionName"] = f"{project}:{inputs.get('region', self.region)}:{name}"
             state["privateIpAddress"] = PRIVATE_IP
+            state["serverCaCerts"] = [{"cert": STAND_IN_SERVER_CA, "commonName": "stand-in"}]
         elif t == "gcp:serviceaccount/account:Account":
             email = f"{inputs['accountId']}@{project}.iam.gserviceaccount.com"
             state.update(email=email, name=f"projects/{project}/serviceAccounts/{email}")
@@ -140,4 +154,50 @@ class PlanMocks(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs):
         if args.token == "gcp:organizations/getClientOpenIdUserInfo:getClientOpenIdUserInfo":
             return {"email": CALLER_EMAIL}
+        if args.token == GET_DATABASE_INSTANCE:
+            return invoke_result(self.adopted_instance, name=args.args["name"], project=args.args.get("project") or self.project)
         return {}
+
+
+def load_adopted_instance(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def invoke_result(described: dict[str, Any], *, name: str, project: str) -> dict[str, Any]:
+    """What `gcp.sql.get_database_instance` returns for an instance described in the Cloud SQL Admin
+    API's format (pulumi-gcp's data source maps the API's fields to these, lists for blocks). The
+    described instance is answered under the name asked for, in the project asked for."""
+    settings = described.get("settings", {})
+    ip = settings.get("ipConfiguration", {})
+    addresses = described.get("ipAddresses", [])
+    region = described.get("region", "")
+
+    def first(kind: str) -> str:
+        return next((a["ipAddress"] for a in addresses if a.get("type") == kind), "")
+
+    ca = described.get("serverCaCert", {})
+    return {
+        "name": name,
+        "project": project,
+        "region": region,
+        "connectionName": f"{project}:{region}:{name}",
+        "databaseVersion": described.get("databaseVersion", ""),
+        "ipAddresses": [{"ipAddress": a["ipAddress"], "type": a.get("type", ""), "timeToRetire": ""} for a in addresses],
+        "privateIpAddress": first("PRIVATE"),
+        "publicIpAddress": first("PRIMARY"),
+        "serverCaCerts": [{"cert": ca["cert"], "commonName": ca.get("commonName", "")}] if ca.get("cert") else [],
+        "settings": [
+            {
+                "tier": settings.get("tier", ""),
+                "ipConfigurations": [
+                    {
+                        "ipv4Enabled": bool(ip.get("ipv4Enabled", False)),
+                        "privateNetwork": ip.get("privateNetwork", ""),
+                        "sslMode": ip.get("sslMode", ""),
+                        "authorizedNetworks": [{"name": n.get("name", ""), "value": n["value"], "expirationTime": ""} for n in ip.get("authorizedNetworks", [])],
+                    }
+                ],
+                "databaseFlags": [{"name": f["name"], "value": f["value"]} for f in settings.get("databaseFlags", [])],
+            }
+        ],
+    }

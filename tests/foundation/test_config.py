@@ -389,3 +389,17 @@ def _minimal() -> dict:
         "inngest-kit:acmeEmail": "ops@example.com",
         "inngest-kit:app": {"image": "ghcr.io/acme/web:1.0.0", "command": ["node", "server.js"]},
     }
+
+
+@pytest.mark.parametrize(
+    ("subnet", "expected"),
+    [
+        ("10.10.0.1/24", "inngest-kit:vm.subnetCidr: '10.10.0.1/24' is not a CIDR range"),
+        ("203.0.113.0/24", "inngest-kit:vm.subnetCidr: 203.0.113.0/24 is not a private IPv4 range from /8 to /29"),
+        ("10.0.0.0/30", "inngest-kit:vm.subnetCidr: 10.0.0.0/30 is not a private IPv4 range from /8 to /29"),
+        ("fd00::/64", "inngest-kit:vm.subnetCidr: fd00::/64 is not a private IPv4 range from /8 to /29"),
+    ],
+)
+def test_the_vm_subnet_is_a_private_ipv4_range(raw, subnet, expected):
+    raw["inngest-kit:vm"] = {**raw["inngest-kit:vm"], "subnetCidr": subnet}
+    assert any(p.startswith(expected) for p in problems_for(raw)), problems_for(raw)

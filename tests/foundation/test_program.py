@@ -22,7 +22,7 @@ def plan():
 @pytest.fixture(scope="module")
 def adopted():
     raw = example_raw()
-    raw["inngest-kit:database"] = {**raw["inngest-kit:database"], "existingInstance": "shared-pg"}
+    raw["inngest-kit:database"] = {"existingInstance": "shared-pg"}
     return evaluate("adopted", raw=raw).document
 
 

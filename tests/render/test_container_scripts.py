@@ -73,7 +73,7 @@ def test_inngest_starts_with_the_keys_as_flags_read_from_its_files(vm, release_d
         "--event-key", EVENT_OLD,
         "--sdk-url", "http://app:3000/api/inngest",
         "--redis-uri", "redis://redis:6379",
-        "--postgres-uri", f"postgres://inngest:{INNGEST_DB_PASSWORD}@{SQL_IP}:5432/inngest?sslmode=require",
+        "--postgres-uri", f"postgres://inngest:{INNGEST_DB_PASSWORD}@{SQL_IP}:5432/inngest?sslmode=verify-ca&sslrootcert=/kit/server-ca.pem",
         "--postgres-max-open-conns", "10",
         "--postgres-max-idle-conns", "2",
     ]  # fmt: skip
@@ -119,7 +119,7 @@ def test_app_wrapper_exports_its_secrets_and_the_database_url_then_runs_the_comm
     assert seen["INNGEST_SIGNING_KEY_FALLBACK"] == SIGNING_OLD
     assert seen["INNGEST_EVENT_KEY"] == EVENT_NEW
     assert seen["STRIPE_API_KEY"] == STRIPE
-    assert seen["DATABASE_URL"] == f"postgres://app:{APP_DB_PASSWORD}@{SQL_IP}:5432/app?sslmode=require"
+    assert seen["DATABASE_URL"] == f"postgres://app:{APP_DB_PASSWORD}@{SQL_IP}:5432/app?sslmode=verify-ca&sslrootcert=/kit/server-ca.pem"
     assert seen["NODE_ENV"] == "production"
     assert not {"db-password", "db_password", "value", "path"} & set(seen)
 

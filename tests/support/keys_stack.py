@@ -35,6 +35,7 @@ from infra.config import parse_config
 from infra.keys import cli
 from infra.keys.database import DatabaseUsers
 from infra.keys.vm_commands import Endpoints
+from infra.plan.mocks import STAND_IN_SERVER_CA
 from infra.remote import ssh
 from infra.remote.vm import Vm, VmPaths, VmTools
 from infra.render import RenderInputs, SecretRef, render_stack
@@ -335,7 +336,8 @@ def build_stack(sshd, work: Path) -> KeysStack:
                 "inngest-kit:app": {"image": "ghcr.io/acme/web:1.4.2", "command": ["node", "server.js"], "healthPath": "/healthz"},
             }
         )
-        files = render_stack(config, RenderInputs(PROJECT, "10.20.0.3", {logical: SecretRef(secret_id, "1") for logical, secret_id in SECRET_IDS.items()}))
+        secrets = {logical: SecretRef(secret_id, "1") for logical, secret_id in SECRET_IDS.items()}
+        files = render_stack(config, RenderInputs(PROJECT, "10.20.0.3", secrets, server_ca_pem=STAND_IN_SERVER_CA))
         release = Path(paths.release("r1"))
         for relative, content in files.items():
             target = release / relative
