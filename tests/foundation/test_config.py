@@ -395,7 +395,7 @@ def _minimal() -> dict:
     ("subnet", "expected"),
     [
         ("10.10.0.1/24", "inngest-kit:vm.subnetCidr: '10.10.0.1/24' is not a CIDR range"),
-        ("203.0.113.0/24", "inngest-kit:vm.subnetCidr: 203.0.113.0/24 is not a private IPv4 range from /8 to /29"),
+        ("8.8.8.0/24", "inngest-kit:vm.subnetCidr: 8.8.8.0/24 is not a private IPv4 range from /8 to /29"),
         ("10.0.0.0/30", "inngest-kit:vm.subnetCidr: 10.0.0.0/30 is not a private IPv4 range from /8 to /29"),
         ("fd00::/64", "inngest-kit:vm.subnetCidr: fd00::/64 is not a private IPv4 range from /8 to /29"),
     ],
