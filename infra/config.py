@@ -98,6 +98,8 @@ RESERVED_APP_ENV = frozenset(
     }
 )
 RESERVED_APP_PORTS = (8288, 8289, 6379)
+# Secret Manager ids have at most 255 characters; an app secret's is <name (20)>-app-<env name>.
+ENV_NAME_MAX = 255 - 20 - len("-app-")
 # The database settings of a new instance, which an adopted one has of its own.
 ADOPT_IGNORED = ("tier", "version", "disk_gb", "maintenance_day", "maintenance_hour")
 GCP_KEYS = ("gcp:project", "gcp:region", "gcp:zone")
@@ -368,6 +370,11 @@ def _max_open_conns(value: Any) -> int:
 def _env_name(value: Any) -> str:
     if not isinstance(value, str) or not ENV_NAME_RE.fullmatch(value):
         raise _problem("is not a valid environment variable name", "use upper-case letters, digits and underscores")
+    if len(value) > ENV_NAME_MAX:
+        raise _problem(
+            f"is {len(value)} characters long; an app secret's Secret Manager id (<name>-app-<its name>) may have 255",
+            f"use a name of at most {ENV_NAME_MAX} characters",
+        )
     if value in RESERVED_APP_ENV:
         raise _problem("is set by the kit itself", "remove it; the kit wires Inngest and the database for you")
     return value
@@ -396,7 +403,7 @@ def _secret_value(value: Any) -> bool:
     """True for a value stored encrypted; False for one stored in plain text (a warning, not an error)."""
     if is_encrypted(value):
         return True
-    if isinstance(value, (str, int, float, bool)):
+    if isinstance(value, (str, float, bool)) or isinstance(value, int) and value.bit_length() < 1024:
         return False
     # Never show the value: it is meant to be a secret.
     raise _problem("must be a single value", "set it with `pulumi config set --secret --path 'appSecrets.<NAME>' <value>`")
@@ -439,7 +446,7 @@ def _section(data: Any) -> Any:
 
 
 SECURE_VALUE_SCHEMA = {"type": "object", "properties": {"secure": {"type": "string"}}, "required": ["secure"], "additionalProperties": False}
-EnvName = Annotated[str, BeforeValidator(_env_name), WithJsonSchema({"type": "string", "pattern": "^[A-Z_][A-Z0-9_]*$"})]
+EnvName = Annotated[str, BeforeValidator(_env_name), WithJsonSchema({"type": "string", "pattern": "^[A-Z_][A-Z0-9_]*$", "maxLength": ENV_NAME_MAX})]
 EnvValue = Annotated[str, BeforeValidator(_env_value), WithJsonSchema({"type": ["string", "number", "boolean"]})]
 SecretValue = Annotated[bool, BeforeValidator(_secret_value), WithJsonSchema({"anyOf": [SECURE_VALUE_SCHEMA, {"type": "string"}]})]
 SshRange = Annotated[str, BeforeValidator(_ssh_range), WithJsonSchema({"type": "string", "description": "a CIDR range, e.g. 203.0.113.0/24"})]

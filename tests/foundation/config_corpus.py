@@ -4,7 +4,8 @@ Each config is the example stack with a few mutations drawn by a seeded random g
 replaced by junk of any type (digits that are not ASCII, 5,000-digit strings and ints, huge and
 non-finite floats, nested junk, control characters, booleans where numbers go), a section replaced or
 emptied, a required setting removed, unknown and non-string keys added.
-`python -m tests.foundation.config_corpus` prints the corpus' size and what parse_config made of it.
+`python -m tests.foundation.config_corpus [--plan]` prints the corpus' size and what parse_config made of
+it (with --plan, also the whole offline plan of every config it accepted).
 """
 
 from __future__ import annotations
@@ -185,6 +186,7 @@ def corpus(size: int = SIZE, seed: int = SEED) -> list[dict]:
 
 
 def main() -> None:
+    import sys
     import time
     import traceback
 
@@ -204,6 +206,26 @@ def main() -> None:
             traceback.print_exc(limit=1)
     elapsed = time.perf_counter() - started
     print(f"config fuzz: {len(configs)} malformed configs, {refused} refused, {accepted} accepted, {tracebacks} tracebacks, {elapsed:.2f} s")
+    if "--plan" in sys.argv:
+        from infra.plan.evaluate import PlanInputError, evaluate
+
+        planned = program_refused = plan_tracebacks = 0
+        started = time.perf_counter()
+        for config in configs:
+            try:
+                parse_config(config)
+            except ConfigError:
+                continue
+            try:
+                evaluate("fuzz", raw=config)
+                planned += 1
+            except PlanInputError:
+                program_refused += 1
+            except Exception:
+                plan_tracebacks += 1
+                traceback.print_exc(limit=1)
+        elapsed = time.perf_counter() - started
+        print(f"plan of the accepted configs: {planned} planned, {program_refused} refused by the program, {plan_tracebacks} tracebacks, {elapsed:.1f} s")
 
 
 if __name__ == "__main__":

@@ -403,3 +403,10 @@ def _minimal() -> dict:
 def test_the_vm_subnet_is_a_private_ipv4_range(raw, subnet, expected):
     raw["inngest-kit:vm"] = {**raw["inngest-kit:vm"], "subnetCidr": subnet}
     assert any(p.startswith(expected) for p in problems_for(raw)), problems_for(raw)
+
+
+def test_an_app_secret_name_too_long_for_its_secret_manager_id_is_refused(raw):
+    raw["inngest-kit:appSecrets"] = {"X" * 231: "[secret]", "Y" * 230: "[secret]"}
+    problems = problems_for(raw)
+    assert [p.split(":")[1].split(".")[1][:3] for p in problems] == ["XXX"]
+    assert "is 231 characters long; an app secret's Secret Manager id (<name>-app-<its name>) may have 255" in problems[0]

@@ -105,3 +105,20 @@ def test_named_inputs_from_the_review_are_refused_cleanly(raw):
     result = outcome(raw)
     assert isinstance(result, list)
     assert_well_formed(result)
+
+
+def test_what_the_config_accepts_the_program_plans():
+    """A sample of the accepted configs runs through the whole offline plan: a setting the model
+    accepts must not fail later in the program (as a 300-character app secret name once did, at the
+    Secret Manager id). The whole accepted set takes about a minute: `python -m tests.foundation.config_corpus`
+    prints the figures for the parse alone."""
+    from infra.plan.evaluate import PlanInputError, evaluate
+
+    accepted = [raw for raw in CORPUS if isinstance(outcome(raw), StackConfig)]
+    sample = accepted[:: max(1, len(accepted) // 12)]
+    assert len(sample) >= 10
+    for raw in sample:
+        try:
+            evaluate("fuzz", raw=raw)
+        except PlanInputError:
+            pass  # a refusal the program found (an adopted instance's budget), said as a problem list
