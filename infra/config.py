@@ -472,6 +472,7 @@ class VmConfig(_Section):
     boot_disk_gb: whole(10, 2000) = Field(20, alias="bootDiskGb")
     data_disk_gb: whole(10, 64000) = Field(20, alias="dataDiskGb", description="the persistent disk that holds all state")
     snapshot_retention_days: whole(1, 365) = Field(14, alias="snapshotRetentionDays")
+    ready_timeout_seconds: whole(60, 7200) = Field(900, alias="readyTimeoutSeconds", description="how long the deploy waits for the startup script to finish")
     subnet_cidr: text(_subnet_cidr) = Field(
         "10.10.0.0/24", alias="subnetCidr", description="the VM's subnet (private IPv4, /8 to /29); in an adopted instance's VPC it must be free there"
     )

@@ -22,7 +22,7 @@ from infra.config import StackConfig
 from infra.deploy.provider import StackDeployment, StackDeploymentArgs
 from infra.remote.target import iap_proxy_command
 from infra.render import RenderInputs, SecretRef, render_stack
-from infra.startup import render_startup_script
+from infra.startup import render_startup_script, startup_script_version
 
 
 @dataclass
@@ -176,6 +176,9 @@ def _deployment(
             machine_id=vm.instance.instance_id,
             host_key_source={"project": config.project, "zone": config.zone, "instance": vm_name},
             proxy_command=vm_name.apply(lambda name: list(iap_proxy_command(name, config.zone, config.project))) if via_iap else None,
+            # The first remote step waits for the startup script in the VM's metadata to have completed.
+            startup={"version": startup_script_version(), "timeout": config.vm.ready_timeout_seconds},
+            identity=access.email,
         ),
         opts=pulumi.ResourceOptions(
             depends_on=[

@@ -106,21 +106,26 @@ def _secret_client(outputs: Mapping[str, Any]):
 
 
 def _ssh_target(outputs: Mapping[str, Any]):
-    from infra.ops.reach import context_from_outputs
+    from infra.ops.reach import context_from_outputs, require_operator_identity
+    from infra.remote.identity import IdentityError
     from infra.remote.target import StackOutputsError
 
     try:
-        return context_from_outputs(outputs, via=None).target
-    except StackOutputsError as error:
+        return context_from_outputs(outputs, via=None, identity_check=require_operator_identity).target
+    except (StackOutputsError, IdentityError) as error:
         raise Refused(error.problems) from None
 
 
 def _database_users(outputs: Mapping[str, Any]):
     import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
 
     from infra.keys.database import CloudSqlUsers
 
-    credentials, _ = google.auth.default()
+    try:
+        credentials, _ = google.auth.default()
+    except DefaultCredentialsError:
+        raise Refused(["Google credentials: none found. Fix: run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS"]) from None
     return CloudSqlUsers(str(outputs["project"]), credentials)
 
 

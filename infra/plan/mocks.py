@@ -16,7 +16,7 @@ from pulumi.runtime.mocks import MockMonitor
 
 KNOWN_AFTER_DEPLOY = "(known after deploy)"
 # Values only the cloud (or the caller's credentials) can tell. The program needs well-formed values
-# (the render checks addresses; the OS Login user name is derived from the email), so the mocks
+# (the render checks addresses; the OS Login user name is read from a profile), so the mocks
 # answer with reserved documentation values (RFC 5737 addresses, the .invalid domain) and the plan
 # shows each of them, and whatever is derived from them, as unknown.
 EXTERNAL_IP = "192.0.2.253"
@@ -37,6 +37,7 @@ UNKNOWN_VALUES = {
     CALLER_EMAIL: KNOWN_AFTER_DEPLOY,
     "deployer_example_invalid": KNOWN_AFTER_DEPLOY,  # its OS Login user name
 }
+OS_LOGIN_USERNAME = "deployer_example_invalid"
 
 
 @dataclass
@@ -146,6 +147,9 @@ class PlanMocks(pulumi.runtime.Mocks):
             state["publicKeyOpenssh"] = KNOWN_AFTER_DEPLOY
         elif t == "gcp:compute/instance:Instance":
             state["instanceId"] = KNOWN_AFTER_DEPLOY
+        elif t.endswith(":OsLoginUser"):
+            # The POSIX name is read from the caller's OS Login profile at deploy time.
+            state["username"] = OS_LOGIN_USERNAME
         elif t.startswith("pulumi-python:dynamic"):
             # The deploy's outputs come from the VM.
             state.update(release_id=KNOWN_AFTER_DEPLOY, manifest=KNOWN_AFTER_DEPLOY)

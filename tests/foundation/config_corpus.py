@@ -22,7 +22,7 @@ SEED = 20261124
 SIZE = 1500
 
 SECTIONS = {
-    "inngest-kit:vm": ["machineType", "bootDiskGb", "dataDiskGb", "snapshotRetentionDays", "subnetCidr"],
+    "inngest-kit:vm": ["machineType", "bootDiskGb", "dataDiskGb", "snapshotRetentionDays", "readyTimeoutSeconds", "subnetCidr"],
     "inngest-kit:database": ["tier", "version", "diskGb", "existingInstance", "maintenanceDay", "maintenanceHour"],
     "inngest-kit:inngest": ["version", "postgresMaxOpenConns", "postgresMaxIdleConns", "cpus", "memoryMb"],
     "inngest-kit:caddy": ["cpus", "memoryMb"],
