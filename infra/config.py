@@ -32,6 +32,7 @@ from pydantic_core import PydanticCustomError
 
 from infra import gcp_catalog
 from infra.image_reference import parse_reference
+from infra.images import artifact_repository, login_server
 
 NAMESPACE = "inngest-kit"
 
@@ -79,6 +80,8 @@ ENV_NAME_RE = re.compile(r"[A-Z_][A-Z0-9_]*")
 VERSION_RE = re.compile(r"v([0-9]{1,6})\.([0-9]{1,6})\.([0-9]{1,6})")
 INSTANCE_NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,96}")
 POSIX_USER_RE = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+REGISTRY_USER_RE = re.compile(r"[^\s:]{1,255}")
 # The same characters infra/render.py accepts: they survive the health-check script and the Caddyfile.
 HEALTH_PATH_RE = re.compile(r"/[A-Za-z0-9._~/-]*(?:\?[A-Za-z0-9._~=&-]*)?")
 # Names that usually hold a secret; only a warning, since some (a public key id) are not.
@@ -295,6 +298,30 @@ def _subnet_cidr(value: str) -> str:
     return str(network)
 
 
+def _digest(value: str) -> str:
+    """An image digest to pin after the kit's tag, e.g. from `docker buildx imagetools inspect <image:tag>`."""
+    if not DIGEST_RE.fullmatch(value):
+        raise _problem(f"{show(value)} is not an image digest", "give sha256: and 64 lower-case hex characters, as `docker buildx imagetools inspect` prints for the tag")
+    return value
+
+
+def _registry_user(value: str) -> str:
+    if not REGISTRY_USER_RE.fullmatch(value):
+        raise _problem(f"{show(value)} is not a registry user name", "give the user name alone, with no spaces or colon")
+    return value
+
+
+def _registry_token(value: Any) -> bool | None:
+    """None when not set; True when stored encrypted; False when in plain text. Never shown."""
+    if value is None or value == "":
+        return None
+    if is_encrypted(value):
+        return True
+    if isinstance(value, (str, float, bool)) or isinstance(value, int) and value.bit_length() < 1024:
+        return False
+    raise _problem("must be a single value", f"set it with `pulumi config set --secret {_key('registryToken')} <token>`")
+
+
 def _tier(value: str) -> str:
     if tier_max_connections(value) is None:
         raise _problem(f"{show(value)} is not a known Cloud SQL tier", "use db-f1-micro, db-g1-small or db-custom-<cpus>-<memory MiB> (at least 3840 MiB)")
@@ -507,20 +534,30 @@ class InngestConfig(_Section):
     postgres_max_idle_conns: whole(0, 1000) = Field(2, alias="postgresMaxIdleConns")
     cpus: real(0.1, 64) = Field(1.0, alias="cpus")
     memory_mb: whole(128, 262144) = Field(768, alias="memoryMb")
+    digest: optional_text(_digest) = Field(None, alias="digest", description="sha256:<hex> of the tag's image, pinned after the tag")
 
     @property
     def image(self) -> str:
-        return f"inngest/inngest:{self.version}"
+        return f"inngest/inngest:{self.version}" + (f"@{self.digest}" if self.digest else "")
 
 
 class CaddyConfig(_Section):
     cpus: real(0.1, 64) = Field(0.25, alias="cpus")
     memory_mb: whole(64, 262144) = Field(128, alias="memoryMb")
+    digest: optional_text(_digest) = Field(None, alias="digest", description="sha256:<hex> of the kit's caddy tag, pinned after it")
 
 
 class RedisConfig(_Section):
     cpus: real(0.1, 64) = Field(0.5, alias="cpus")
     memory_mb: whole(64, 262144) = Field(256, alias="memoryMb")
+    digest: optional_text(_digest) = Field(None, alias="digest", description="sha256:<hex> of the kit's redis tag, pinned after it")
+
+
+class RegistryConfig(_Section):
+    """A private registry other than Artifact Registry: the user `docker login` uses; the token is
+    the secret config value `registryToken`, kept in Secret Manager (infra/images.py)."""
+
+    username: optional_text(_registry_user) = Field(None, alias="username")
 
 
 class AppConfig(_Section):
@@ -535,12 +572,20 @@ class AppConfig(_Section):
     expose_inngest_endpoint: Flag = Field(False, alias="exposeInngestEndpoint")
     cpus: real(0.1, 64) = Field(1.0, alias="cpus")
     memory_mb: whole(64, 262144) = Field(512, alias="memoryMb")
-    # The names of appSecrets, which live at the top level of the config; set by StackConfig.
+    registry: RegistryConfig = Field(default_factory=RegistryConfig, alias="registry", description="a private registry's user (the token is registryToken)")
+    # The names of appSecrets, and the registry user when its token is set too, both read from the
+    # top level of the config; set by StackConfig.
     _secrets: tuple[str, ...] = PrivateAttr(default=())
+    _registry_username: str | None = PrivateAttr(default=None)
 
     @property
     def secrets(self) -> tuple[str, ...]:
         return self._secrets
+
+    @property
+    def registry_username(self) -> str | None:
+        """The user to log in to the app's private registry with, or None for no login."""
+        return self._registry_username
 
 
 class StackConfig(_Model):
@@ -561,6 +606,9 @@ class StackConfig(_Model):
     app_secrets: Annotated[Mapping[EnvName, SecretValue], BeforeValidator(_section)] = Field(
         default_factory=dict, alias=_key("appSecrets"), description="each app secret, stored encrypted (pulumi config set --secret)"
     )
+    registry_token: Annotated[bool | None, BeforeValidator(_registry_token), WithJsonSchema({"anyOf": [SECURE_VALUE_SCHEMA, {"type": "string"}]})] = Field(
+        None, alias=_key("registryToken"), description="a private registry's read token, stored encrypted (pulumi config set --secret)"
+    )
     ssh_source_ranges: SshRanges = Field((), alias=_key("sshSourceRanges"), description="extra ranges allowed to reach port 22")
     ssh_via: text(_ssh_via, {"enum": ["iap", "direct"]}) = Field("iap", alias=_key("sshVia"))
     ssh_user: optional_text(_posix_user) = Field(None, alias=_key("sshUser"))
@@ -573,6 +621,7 @@ class StackConfig(_Model):
     @model_validator(mode="after")
     def _hand_secret_names_to_the_app(self) -> "StackConfig":
         self.app._secrets = tuple(sorted(self.app_secrets))
+        self.app._registry_username = self.app.registry.username if self.registry_token is not None else None
         return self
 
     @property
@@ -596,6 +645,11 @@ class StackConfig(_Model):
                     f"{_key('appSecrets')}.{name}: is stored in plain text in the stack file. "
                     f"Fix: set it encrypted with `pulumi config set --secret --path 'appSecrets.{name}' <value>`."
                 )
+        if self.registry_token is False:
+            found.append(
+                f"{_key('registryToken')}: is stored in plain text in the stack file. "
+                f"Fix: set it encrypted with `pulumi config set --secret {_key('registryToken')} <token>`."
+            )
         for name in sorted(self.app.env):
             if SECRET_NAME_RE.search(name) and not PUBLIC_NAME_RE.search(name):
                 found.append(
@@ -682,9 +736,9 @@ def parse_config(raw: Mapping[str, Any], encrypted_keys: Collection[str] = ()) -
     return config
 
 
-# Settings that may be set with `--secret`: appSecrets go to Secret Manager; the ACME address is only
+# Settings that may be set with `--secret`: appSecrets and registryToken go to Secret Manager; the ACME address is only
 # private data. Every other setting is written in plain text to the VM and shown by the plan.
-MAY_BE_ENCRYPTED = frozenset({_key("appSecrets"), _key("acmeEmail")})
+MAY_BE_ENCRYPTED = frozenset({_key("appSecrets"), _key("acmeEmail"), _key("registryToken")})
 
 
 def _encrypted_problems(encrypted_keys: Collection[str], data: Mapping[str, Any]) -> list[str]:
@@ -860,10 +914,32 @@ def _cross_problems(v: dict[str, Any]) -> list[str]:
         for name in sorted(set(secrets) & set(app.env)):
             fail(f"{_key('appSecrets')}.{name}", f"is also set as plain env {_key('app')}.env.{name}", "keep it in one place only: secrets belong in appSecrets")
 
+    problems.extend(_registry_problems(app, v.get("registry_token")) if app is not None else [])
+
     services = {"app": app, "inngest": inngest, "caddy": v.get("caddy"), "redis": v.get("redis")}
     if vm is not None and all(service is not None for service in services.values()):
         problems.extend(_vm_fit_problems(vm, services))
     return problems
+
+
+def _registry_problems(app: AppConfig, token: bool | None) -> list[str]:
+    """`app.registry.username` with the secret `registryToken`: both or neither, and neither for
+    Artifact Registry, which the VM reads with its own service account."""
+    where = f"{_key('app')}.registry"
+    username, has_token = app.registry.username, token is not None
+    if artifact_repository(app.image) is not None and (username or has_token):
+        return [
+            f"{where}: {app.image} is in Artifact Registry, which the VM reads with its own service account (no key, no token). "
+            f"Fix: remove {where} and {_key('registryToken')}."
+        ]
+    if username and not has_token:
+        return [
+            f"{_key('registryToken')}: is required with {where}.username. "
+            f"Fix: run `pulumi config set --secret {_key('registryToken')} <token>` with a read-only token for {login_server(app.image)}."
+        ]
+    if has_token and not username:
+        return [f"{where}.username: is required with {_key('registryToken')}. Fix: run `pulumi config set --path 'app.registry.username' <user>`."]
+    return []
 
 
 def _vm_fit_problems(vm: VmConfig, services: dict[str, Any]) -> list[str]:

@@ -14,7 +14,10 @@ SIGNING_KEY = "inngest-signing-key"
 EVENT_KEY = "inngest-event-key"
 DB_APP_PASSWORD = "db-app-password"
 DB_INNGEST_PASSWORD = "db-inngest-password"
-KIT_SECRETS = (SIGNING_KEY, EVENT_KEY, DB_APP_PASSWORD, DB_INNGEST_PASSWORD)
+REDIS_PASSWORD = "redis-password"  # what Inngest logs in to Redis with
+KIT_SECRETS = (SIGNING_KEY, EVENT_KEY, DB_APP_PASSWORD, DB_INNGEST_PASSWORD, REDIS_PASSWORD)
+# The read token of a private registry (not Artifact Registry), when `app.registry` is set.
+REGISTRY_TOKEN = "registry-token"
 
 # The VM reads secret versions through these aliases, never through `latest`, which names the
 # newest *created* version even when it is disabled. The keys CLI moves them during a rotation.
@@ -25,6 +28,14 @@ APP_DB_NAME = "app"
 APP_DB_USER = "app"
 INNGEST_DB_NAME = "inngest"
 INNGEST_DB_USER = "inngest"
+# Each database's user above is the role that owns its objects. The services log in as one of two
+# login roles that take turns across password rotations (infra/keys/db_roles.py explains why).
+DB_LOGIN_SUFFIXES = ("a", "b")
+
+
+def db_login_roles(owner: str) -> tuple[str, ...]:
+    """The two login roles of a database's owner role: `app_a`, `app_b` for `app`."""
+    return tuple(f"{owner}_{suffix}" for suffix in DB_LOGIN_SUFFIXES)
 
 
 def app_secret_logical(env_name: str) -> str:
@@ -56,4 +67,5 @@ def names_for(config: StackConfig) -> Names:
 
 def logical_secrets(config: StackConfig) -> tuple[str, ...]:
     """Every logical secret the stack holds, the kit's own first."""
-    return KIT_SECRETS + tuple(app_secret_logical(name) for name in config.app.secrets)
+    registry = (REGISTRY_TOKEN,) if config.app.registry_username else ()
+    return KIT_SECRETS + tuple(app_secret_logical(name) for name in config.app.secrets) + registry

@@ -22,6 +22,8 @@ from infra.config import ENCRYPTED, GCP_KEYS, NAMESPACE
 
 APP_SECRETS = "appSecrets"
 APP_SECRETS_KEY = f"{NAMESPACE}:{APP_SECRETS}"
+REGISTRY_TOKEN = "registryToken"
+REGISTRY_TOKEN_KEY = f"{NAMESPACE}:{REGISTRY_TOKEN}"
 
 
 def _value(text: Any) -> Any:
@@ -59,13 +61,17 @@ def read_raw_config() -> dict[str, Any]:
     appSecrets is stored encrypted, so only the names and that fact reach validation.
     """
     raw: dict[str, Any] = {}
+    encrypted_keys = read_encrypted_keys()
     for key in configured_keys():
         value = _config_value(key)
         raw[key] = value if key in GCP_KEYS else _value(value)
     secrets = raw.get(APP_SECRETS_KEY)
     if isinstance(secrets, dict):
-        encrypted = APP_SECRETS_KEY in read_encrypted_keys()
+        encrypted = APP_SECRETS_KEY in encrypted_keys
         raw[APP_SECRETS_KEY] = {name: ENCRYPTED if encrypted else _plain_marker(value) for name, value in secrets.items()}
+    if raw.get(REGISTRY_TOKEN_KEY) not in (None, ""):
+        # Validation needs only whether it is set, and whether it is stored encrypted.
+        raw[REGISTRY_TOKEN_KEY] = ENCRYPTED if REGISTRY_TOKEN_KEY in encrypted_keys else _plain_marker(raw[REGISTRY_TOKEN_KEY])
     return raw
 
 
@@ -77,6 +83,11 @@ def _plain_marker(value: Any) -> Any:
 def _app_secret_names() -> list[str]:
     values = _value(_config_value(APP_SECRETS_KEY))
     return sorted(values) if isinstance(values, dict) else []
+
+
+def read_registry_token() -> pulumi.Output[str] | None:
+    """The private registry's read token (`pulumi config set --secret registryToken`), as a secret output."""
+    return pulumi.Config(NAMESPACE).get_secret(REGISTRY_TOKEN)
 
 
 def read_app_secret_values() -> dict[str, pulumi.Output[str]]:

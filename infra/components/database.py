@@ -32,6 +32,24 @@ class DatabaseArgs:
 # The keys CLI changes user passwords outside Pulumi; `pulumi up` must not put the old one back.
 USER_IGNORE_CHANGES = ["password"]
 
+# CIS Google Cloud Platform Foundation Benchmark v3.0.0, section 6.2 (Cloud SQL for PostgreSQL).
+# Only on an instance the stack creates: an adopted instance is never changed. Changing
+# cloudsql.enable_pgaudit restarts the instance (Cloud SQL flags documentation).
+CIS_DATABASE_FLAGS = {
+    "log_error_verbosity": "default",  # 6.2.1: DEFAULT or stricter
+    "log_connections": "on",  # 6.2.2
+    "log_disconnections": "on",  # 6.2.3
+    "log_statement": "ddl",  # 6.2.4: set appropriately (schema changes, not every query)
+    "log_min_messages": "warning",  # 6.2.5: at minimum WARNING
+    "log_min_error_statement": "error",  # 6.2.6: ERROR or stricter
+    "log_min_duration_statement": "-1",  # 6.2.7: disabled (statements may carry secrets)
+    "cloudsql.enable_pgaudit": "on",  # 6.2.8: centralized audit logging
+    # What pgaudit records: role changes and schema changes. The extension itself is created in each
+    # database by the login roles' SQL (infra/keys/db_roles.py), as Cloud SQL's pgAudit page
+    # (sql/docs/postgres/pg-audit) lists: the flag, CREATE EXTENSION, then pgaudit.log.
+    "pgaudit.log": "role,ddl",
+}
+
 
 def read_adopted_instance(project: str, name: str) -> AdoptedInstance:
     """Reads an existing instance at preview (an invoke: a data source, never a change), so that the
@@ -128,6 +146,7 @@ class Database(pulumi.ComponentResource):
                     day=s.maintenance_day, hour=s.maintenance_hour, update_track="stable"
                 ),
                 insights_config=gcp.sql.DatabaseInstanceSettingsInsightsConfigArgs(query_insights_enabled=True),
+                database_flags=[gcp.sql.DatabaseInstanceSettingsDatabaseFlagArgs(name=n, value=v) for n, v in CIS_DATABASE_FLAGS.items()],
             ),
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=args.depends_on, protect=True)),
         )

@@ -56,6 +56,10 @@ class Network(pulumi.ComponentResource):
             network=self.network_id,
             ip_cidr_range=args.subnet_cidr,
             private_ip_google_access=True,
+            # CIS GCP 3.8: flow logs on every subnet, every flow, all metadata, no filter.
+            log_config=gcp.compute.SubnetworkLogConfigArgs(
+                aggregation_interval="INTERVAL_5_SEC", flow_sampling=1.0, metadata="INCLUDE_ALL_METADATA"
+            ),
             opts=child,
         )
         self.allow_web = gcp.compute.Firewall(

@@ -71,6 +71,8 @@ class Environment:
     on_step: Callable[[Any], None] | None = None
     health_polls: int = 30
     poll_interval: float = 2.0
+    # (outputs, run on the VM) -> what runs the database roles' SQL; None: psql on the VM
+    database_roles: Callable[[Mapping[str, Any], Callable[..., Any]], Any] | None = None
 
     @property
     def out(self) -> TextIO:
@@ -127,6 +129,12 @@ def _database_users(outputs: Mapping[str, Any]):
     except DefaultCredentialsError:
         raise Refused(["Google credentials: none found. Fix: run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS"]) from None
     return CloudSqlUsers(str(outputs["project"]), credentials)
+
+
+def _vm_psql_roles(vm: Vm):
+    from infra.keys.database import VmPsqlRoles
+
+    return lambda outputs, run: VmPsqlRoles(run, vm, str(outputs.get("sql_private_ip") or ""))
 
 
 def _operator() -> str | None:
@@ -189,7 +197,7 @@ def register(subparsers, *, environment: Callable[[], Environment] = default_env
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    rotate.add_argument("kind", choices=(*KINDS, "all"), help="signing (Inngest signing key), event (event key), db (both database passwords), or all")
+    rotate.add_argument("kind", choices=(*KINDS, "all"), help="signing (Inngest signing key), event (event key), db (both database passwords), redis (Redis password), or all")
     _common(rotate)
     rotate.add_argument("--dry-run", action="store_true", help="print the steps it would take, change nothing")
     rotate.add_argument("--yes", action="store_true", help="do not ask for confirmation (needed without a terminal)")
@@ -338,6 +346,7 @@ def run_rotate(args, env: Environment) -> int:
         if "db" in kinds:
             ctx.database = env.database_users(setup.outputs)
             ctx.sql_instance = str(setup.outputs["sql_connection_name"]).rsplit(":", 1)[-1]
+            ctx.roles = (env.database_roles or _vm_psql_roles(env.vm))(setup.outputs, ctx.link.run)
         scope = [logical for kind in kinds for logical in SECRETS_OF_KIND[kind]]
         for logical in scope:
             if ROTATION_MARKER not in secrets[logical].annotations:

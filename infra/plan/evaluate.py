@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ class PlanResult:
     config: StackConfig
     document: dict[str, Any]
     generated_secrets: list[str]  # for tests: values that must never appear in any output
+    registrations: list[Registration] = field(default_factory=list)  # for tests: IDs and options as registered
 
 
 # Pulumi's rule for a stack name (pkg/backend: `^[A-Za-z0-9_.-]{1,100}$`), optionally qualified as
@@ -220,7 +221,8 @@ def _run_program(stack, config, masked, secret_keys, app_secret_values, adopted_
 
     async def run():
         secret_inputs = {name: pulumi.Output.secret(value) for name, value in app_secret_values.items()}
-        built = build(config, secret_inputs)
+        # The registry token is a secret config value the plan never decrypts.
+        built = build(config, secret_inputs, pulumi.Output.secret(SECRET) if config.app.registry_username else None)
         for key, value in built.outputs.items():
             output = pulumi.Output.from_input(value)
             holder[key] = (await output.is_secret(), await output.future())
@@ -238,7 +240,7 @@ def _run_program(stack, config, masked, secret_keys, app_secret_values, adopted_
         "cost": estimate(config, load_prices()),
         "warnings": list(config.warnings),
     }
-    return PlanResult(config=config, document=document, generated_secrets=list(mocks.generated_secrets))
+    return PlanResult(config=config, document=document, generated_secrets=list(mocks.generated_secrets), registrations=list(monitor.registrations))
 
 
 def _mask_outputs(values: dict[str, tuple[bool, Any]]) -> dict[str, Any]:
@@ -263,5 +265,6 @@ def _resource_entry(r: Registration) -> dict[str, Any]:
             "protect": r.protect,
             "retain_on_delete": r.retain_on_delete,
             "ignore_changes": r.ignore_changes,
+            "secret_outputs": r.secret_outputs,
         },
     }

@@ -4,8 +4,10 @@ cloud provider would compute."""
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets as random_source
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,8 @@ from typing import Any
 import pulumi
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
+
+from infra.secret_material import SECRET_MATERIAL
 
 KNOWN_AFTER_DEPLOY = "(known after deploy)"
 # Values only the cloud (or the caller's credentials) can tell. The program needs well-formed values
@@ -53,6 +57,8 @@ class Registration:
     protect: bool = False
     retain_on_delete: bool = False
     ignore_changes: list[str] = field(default_factory=list)
+    secret_outputs: list[str] = field(default_factory=list)  # what the SDK asks the engine to mark secret
+    id: str = ""  # what the mocks (faithful to the provider for value generators) returned
 
 
 class RecordingMonitor(MockMonitor):
@@ -84,13 +90,31 @@ class RecordingMonitor(MockMonitor):
                 protect=bool(request.protect),
                 retain_on_delete=bool(request.retainOnDelete),
                 ignore_changes=list(request.ignoreChanges),
+                secret_outputs=sorted(request.additionalSecretOutputs),
+                id=response.id,
             )
         return response
 
     def ReadResource(self, request):
         response = super().ReadResource(request)
-        self._record(response.urn, request, request.properties, custom=True, read=True)
+        self._record(response.urn, request, request.properties, custom=True, read=True, secret_outputs=sorted(request.additionalSecretOutputs), id=request.id)
         return response
+
+
+def random_string(inputs: dict) -> str:
+    """terraform-provider-random internal/random/string.go CreateString: the minimum of each class,
+    then the rest drawn from every enabled class, shuffled; `overrideSpecial` replaces the symbols."""
+    classes = {
+        "upper": (string.ascii_uppercase, "minUpper"),
+        "lower": (string.ascii_lowercase, "minLower"),
+        "numeric": (string.digits, "minNumeric"),
+        "special": (inputs.get("overrideSpecial") or "!@#$%&*()-_=+[]{}<>:?", "minSpecial"),
+    }
+    enabled = "".join(chars for key, (chars, _) in classes.items() if inputs.get(key, True))
+    drawn = [random_source.choice(chars) for chars, minimum in classes.values() for _ in range(int(inputs.get(minimum, 0)))]
+    drawn += [random_source.choice(enabled) for _ in range(int(inputs["length"]) - len(drawn))]
+    random_source.SystemRandom().shuffle(drawn)
+    return "".join(drawn)
 
 
 class PlanMocks(pulumi.runtime.Mocks):
@@ -136,12 +160,8 @@ class PlanMocks(pulumi.runtime.Mocks):
             state["member"] = f"serviceAccount:service-{KNOWN_AFTER_DEPLOY}@gcp-sa-secretmanager.iam.gserviceaccount.com"
         elif t == "gcp:pubsub/topic:Topic":
             return f"projects/{project}/topics/{name}", state
-        elif t == "random:index/randomId:RandomId":
-            raw = random_source.token_bytes(int(inputs.get("byteLength", 32)))
-            state["hex"] = self._secret_value(raw.hex())
-            state["b64Url"] = self._secret_value(random_source.token_urlsafe(len(raw)))
-        elif t == "random:index/randomPassword:RandomPassword":
-            state["result"] = self._secret_value(random_source.token_urlsafe(24))
+        elif t in SECRET_MATERIAL and t.startswith("random:"):
+            return self._random_resource(t, inputs, state)
         elif t == "tls:index/privateKey:PrivateKey":
             state["privateKeyOpenssh"] = self._secret_value("-----BEGIN OPENSSH PRIVATE KEY-----\n" + random_source.token_hex(32))
             state["publicKeyOpenssh"] = KNOWN_AFTER_DEPLOY
@@ -154,6 +174,24 @@ class PlanMocks(pulumi.runtime.Mocks):
             # The deploy's outputs come from the VM.
             state.update(release_id=KNOWN_AFTER_DEPLOY, manifest=KNOWN_AFTER_DEPLOY)
         return f"{name}-id", state
+
+    def _random_resource(self, t: str, inputs: dict, state: dict) -> tuple[str, dict]:
+        """Values shaped as pulumi-random makes them, and the ID its provider returns
+        (infra/secret_material.py cites where each comes from)."""
+        if t == "random:index/randomPassword:RandomPassword" or t == "random:index/randomString:RandomString":
+            state["result"] = self._secret_value(random_string(inputs))
+            if t.endswith("RandomString"):
+                return state["result"], state
+            state["bcryptHash"] = self._secret_value("$2a$10$" + random_source.token_urlsafe(40))
+            return "none", state
+        raw = random_source.token_bytes(int(inputs.get("byteLength", inputs.get("length", 32))))
+        if t == "random:index/randomBytes:RandomBytes":
+            state["hex"] = self._secret_value(raw.hex())
+            state["base64"] = self._secret_value(base64.b64encode(raw).decode())
+            return state["base64"], state
+        state["hex"] = self._secret_value(raw.hex())
+        state["b64Url"] = self._secret_value(base64.urlsafe_b64encode(raw).decode().rstrip("="))
+        return state["b64Url"], state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         if args.token == "gcp:organizations/getClientOpenIdUserInfo:getClientOpenIdUserInfo":

@@ -24,10 +24,10 @@ SIZE = 1500
 SECTIONS = {
     "inngest-kit:vm": ["machineType", "bootDiskGb", "dataDiskGb", "snapshotRetentionDays", "readyTimeoutSeconds", "subnetCidr"],
     "inngest-kit:database": ["tier", "version", "diskGb", "existingInstance", "maintenanceDay", "maintenanceHour"],
-    "inngest-kit:inngest": ["version", "postgresMaxOpenConns", "postgresMaxIdleConns", "cpus", "memoryMb"],
-    "inngest-kit:caddy": ["cpus", "memoryMb"],
-    "inngest-kit:redis": ["cpus", "memoryMb"],
-    "inngest-kit:app": ["image", "command", "port", "healthPath", "env", "dbPoolSize", "exposeInngestEndpoint", "cpus", "memoryMb"],
+    "inngest-kit:inngest": ["version", "postgresMaxOpenConns", "postgresMaxIdleConns", "cpus", "memoryMb", "digest"],
+    "inngest-kit:caddy": ["cpus", "memoryMb", "digest"],
+    "inngest-kit:redis": ["cpus", "memoryMb", "digest"],
+    "inngest-kit:app": ["image", "command", "port", "healthPath", "env", "dbPoolSize", "exposeInngestEndpoint", "cpus", "memoryMb", "registry"],
 }
 TOP_LEVEL = [
     "gcp:project",
@@ -40,6 +40,7 @@ TOP_LEVEL = [
     "inngest-kit:sshSourceRanges",
     "inngest-kit:sshVia",
     "inngest-kit:sshUser",
+    "inngest-kit:registryToken",
     *SECTIONS,
 ]
 
@@ -114,6 +115,9 @@ FIXED_JUNK: list[Any] = [
     "direct",
     "ops@example.com",
     "ops@exa\nmple.com",
+    "sha256:" + "a" * 64,
+    {"username": "deploy"},
+    {"username": "dep loy"},
 ]
 
 

@@ -87,7 +87,7 @@ def test_private_ip_firewall_rules_in_that_network_touch_only_the_kits_vm(privat
 
 def test_private_ip_the_release_connects_directly_and_verifies_the_instance_ca(private):
     files = private["files"]
-    assert "postgres://inngest:${db_password}@10.61.0.3:5432/inngest?sslmode=verify-ca&sslrootcert=/kit/server-ca.pem" in files["start-inngest.sh"]
+    assert "postgres://${db_user}:${db_password}@10.61.0.3:5432/inngest?sslmode=verify-ca&sslrootcert=/kit/server-ca.pem" in files["start-inngest.sh"]
     assert "@10.61.0.3:5432/app?sslmode=verify-ca&sslrootcert=/kit/server-ca.pem" in files["with-secrets.sh"]
     assert "server-ca.pem" in files
     compose = yaml.safe_load(files["docker-compose.yml"])

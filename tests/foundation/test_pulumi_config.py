@@ -140,3 +140,17 @@ def test_a_setting_set_with_secret_that_the_kit_writes_in_plain_text_is_refused_
     with pytest.raises(ConfigError) as on_up:
         parse_config(read_raw_config(), read_encrypted_keys())
     assert any(p.startswith(expected) for p in on_up.value.problems), on_up.value.problems
+
+
+def test_a_registry_token_set_with_secret_is_accepted_on_pulumi_up_and_never_handed_to_validation():
+    raw = decrypted_example()
+    raw["inngest-kit:app"] = {**raw["inngest-kit:app"], "registry": {"username": "deploy"}}
+    raw["inngest-kit:registryToken"] = "ghp_decrypted_registry_token"
+    engine(raw, ["inngest-kit:appSecrets", "inngest-kit:registryToken"])
+    assert "ghp_decrypted_registry_token" not in json.dumps(read_raw_config())
+    config = parse_config(read_raw_config(), read_encrypted_keys())
+    assert config.app.registry_username == "deploy" and config.warnings == ()
+    engine(raw, ["inngest-kit:appSecrets"])  # the token in plain text: a warning that never shows it
+    warnings = parse_config(read_raw_config(), read_encrypted_keys()).warnings
+    assert [w.split(":")[1] for w in warnings] == ["registryToken"]
+    assert "ghp_decrypted_registry_token" not in "".join(warnings)

@@ -36,7 +36,7 @@ def test_the_proxy_stack_is_valid_compose_and_follows_the_stack_rules(proxied):
 
 def test_through_the_proxy_no_ca_file_is_shipped_or_mounted(proxied):
     assert "server-ca.pem" not in proxied
-    assert "postgres://app:${db_password}@cloudsql-proxy:5432/app?sslmode=disable" in proxied["with-secrets.sh"]
+    assert "postgres://${db_user}:${db_password}@cloudsql-proxy:5432/app?sslmode=disable" in proxied["with-secrets.sh"]
 
 
 def test_direct_mounts_the_ca_into_both_clients_and_a_new_ca_restarts_them(files):

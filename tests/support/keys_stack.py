@@ -51,6 +51,7 @@ INITIAL_VALUES = {
     naming.EVENT_KEY: "InitialEventKey0123456789abcdefghijklmnop",
     naming.DB_APP_PASSWORD: "Initial-app-password-0123456789",
     naming.DB_INNGEST_PASSWORD: "Initial-inngest-password-012345",
+    naming.REDIS_PASSWORD: "Initial-redis-password-0123456",
 }
 
 GCLOUD_STANDIN = """#!/bin/sh
@@ -90,6 +91,7 @@ class Held:
 
     app: dict[str, str]
     inngest: dict[str, str]
+    redis_accepted: tuple[str, ...] = ()  # fingerprints of the passwords Redis accepts (tests/support/keys_docker.py)
 
     @property
     def app_signing(self) -> set[str]:
@@ -109,18 +111,25 @@ class Held:
     def event_accepted(self) -> bool:
         return self.app.get("INNGEST_EVENT_KEY") in self.server_event_keys
 
+    def redis_accepts_server(self) -> bool:
+        return self.inngest.get("redis-password") in self.redis_accepted
+
 
 def read_timeline(path: Path) -> list[Held]:
     """Every moment of the stack: the state after each restart, starting from the first deploy."""
     held: dict[str, dict[str, str]] = {}
+    accepted: tuple[str, ...] = ()
     moments = []
     if not path.exists():
         return moments
     for line in path.read_text().splitlines():
         record = json.loads(line)
-        held[record["service"]] = record["files"]
+        if record["service"] == "redis":
+            accepted = tuple(record["accepted"])
+        else:
+            held[record["service"]] = record["files"]
         if "app" in held and "inngest" in held:
-            moments.append(Held(dict(held["app"]), dict(held["inngest"])))
+            moments.append(Held(dict(held["app"]), dict(held["inngest"]), accepted))
     return moments
 
 
@@ -146,6 +155,23 @@ class RecordingDatabaseUsers:
         self.passwords[user] = password
 
 
+class RecordingDatabaseRoles:
+    """Recording fake of the edge that runs the login roles' SQL on the VM (tests only; the SQL itself
+    runs against a real PostgreSQL in tests/keys/test_db_roles_postgres.py)."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, str, str]] = []  # (service, owner, database)
+        self.fail_next = 0
+
+    def ensure(self, service: str, owner: str, database: str) -> None:
+        if self.fail_next:
+            self.fail_next -= 1
+            from infra.keys.database import DatabaseError
+
+            raise DatabaseError(f"injected failure of the roles SQL for {owner!r}")
+        self.calls.append((service, owner, database))
+
+
 @dataclass
 class KeysStack:
     root: Path  # the VM's root directory (VmPaths(root=...))
@@ -165,6 +191,7 @@ class KeysStack:
     on_step: object = None
     clock: object = None
     sleeps: list = field(default_factory=list)
+    roles: RecordingDatabaseRoles = field(default_factory=RecordingDatabaseRoles)
 
     _client: object = None
 
@@ -222,6 +249,7 @@ class KeysStack:
             secret_client=lambda outputs: self.client,
             ssh_target=lambda outputs: self.target,
             database_users=lambda outputs: self.database,
+            database_roles=lambda outputs, run: self.roles,
             operator=lambda: "ops@acme-example.com",
             connect=lambda target: ssh.connect(target, attempts=2, backoff=0.01),
             vm=self.vm,
@@ -355,14 +383,22 @@ def build_stack(sshd, work: Path) -> KeysStack:
             vm=vm,
             endpoints=Endpoints(inngest_health=f"http://127.0.0.1:{port}/health", app_sync=f"http://127.0.0.1:{port}/api/inngest"),
             target=sshd.target(),
-            database=RecordingDatabaseUsers({naming.APP_DB_USER: INITIAL_VALUES[naming.DB_APP_PASSWORD], naming.INNGEST_DB_USER: INITIAL_VALUES[naming.DB_INNGEST_PASSWORD]}),
+            # As Pulumi leaves them: the owners with the first versions, the login roles with
+            # placeholders no secret holds.
+            database=RecordingDatabaseUsers(
+                {
+                    naming.APP_DB_USER: INITIAL_VALUES[naming.DB_APP_PASSWORD],
+                    naming.INNGEST_DB_USER: INITIAL_VALUES[naming.DB_INNGEST_PASSWORD],
+                    **{role: f"placeholder-{role}-0123456789" for owner in (naming.APP_DB_USER, naming.INNGEST_DB_USER) for role in naming.db_login_roles(owner)},
+                }
+            ),
             timeline_path=timeline,
             servers=[server],
-            outputs={"project": PROJECT, "secret_ids": dict(SECRET_IDS), "sql_connection_name": SQL_CONNECTION, "vm_name": f"{PREFIX}-vm", "zone": "us-central1-a"},
+            outputs={"project": PROJECT, "secret_ids": dict(SECRET_IDS), "sql_connection_name": SQL_CONNECTION, "sql_private_ip": "10.20.0.3", "vm_name": f"{PREFIX}-vm", "zone": "us-central1-a"},
         )
         stack_ref["stack"] = stack
         # The first deploy, as the systemd unit does it: every secret, then every service.
-        for argv in (vm_fetch_all(vm), [*vm.tools.docker, "compose", "-p", "kit", "-f", f"{paths.current}/docker-compose.yml", "up", "-d", "app", "inngest"]):
+        for argv in (vm_fetch_all(vm), [*vm.tools.docker, "compose", "-p", "kit", "-f", f"{paths.current}/docker-compose.yml", "up", "-d", "redis", "app", "inngest"]):
             completed = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
             if completed.returncode != 0:
                 raise RuntimeError(f"setting up the test stack failed: {argv[-3:]}: {completed.stderr}")
