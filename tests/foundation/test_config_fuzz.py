@@ -1,8 +1,8 @@
 """0 tracebacks on any input: parse_config only ever returns a StackConfig or raises ConfigError, on
 both paths (the offline plan's file reading and `pulumi up`'s engine config), over a corpus of 1,500
-malformed configs of our own (tests/foundation/config_corpus.py). Before the pydantic model, this
-corpus gave about 150 tracebacks (TypeError from sorting mixed keys, ValueError from int('²') and
-from a 5,000-digit string)."""
+malformed configs of our own (tests/foundation/config_corpus.py). Before the pydantic model, the
+parser of the time raised 173 tracebacks on this corpus (TypeError from sorting mixed keys, ValueError
+from int('²') and from a 5,000-digit string)."""
 
 from __future__ import annotations
 
