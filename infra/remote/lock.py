@@ -82,9 +82,12 @@ if [ ! -d "$lock" ]; then
   printf '%s\\n' "$err" >&2
   exit 1
 fi
+# Details first: a holder writes its token before its details, so details read before the token
+# always come with that token (a reader racing an acquisition sees no details, never details alone).
+details=$(cat -- "$lock/details.json" 2>/dev/null) || details=""
 echo held
 cat -- "$lock/token" 2>/dev/null || echo
-cat -- "$lock/details.json" 2>/dev/null
+printf '%s\\n' "$details"
 exit 0
 """
 
@@ -137,9 +140,12 @@ STATUS_SCRIPT = """\
 set -u
 lock=$1
 [ -d "$lock" ] || { echo free; exit 0; }
+# Details first: a holder writes its token before its details, so details read before the token
+# always come with that token (a reader racing an acquisition sees no details, never details alone).
+details=$(cat -- "$lock/details.json" 2>/dev/null) || details=""
 echo held
 cat -- "$lock/token" 2>/dev/null || echo
-cat -- "$lock/details.json" 2>/dev/null
+printf '%s\\n' "$details"
 exit 0
 """
 
