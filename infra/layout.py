@@ -11,5 +11,6 @@ CADDY_CONFIG_DIR = f"{DATA_MOUNT}/caddy/config"
 AUDIT_LOG = f"{DATA_MOUNT}/audit.log"
 SECRETS_DIR = "/run/inngest-kit/secrets"  # tmpfs: secret values never touch a disk
 SYSTEMD_UNIT = "inngest-kit.service"
+SECRETS_UNIT = "inngest-kit-secrets.service"  # fills SECRETS_DIR at boot, before docker.service
 COMPOSE_PROJECT = "kit"
 INNGEST_PORT = 8288

@@ -91,3 +91,13 @@ def test_prepare_release_script_leaves_a_complete_release_alone(tmp_path):
     (Path(release) / "app.env").write_text("A=1\n")
     status, said, _ = run_prepare(tmp_path, "r2", hashlib.sha256(manifest).hexdigest(), None)
     assert (status, said) == (0, "complete") and (Path(release) / "app.env").exists()
+
+
+def test_logs_and_pending_recreate_builders():
+    assert commands.compose_logs(VM, ["caddy"], lines=20) == [*COMPOSE, "logs", "--no-color", "--tail=20", "caddy"]
+    with pytest.raises(ValueError):
+        commands.compose_logs(VM, [])
+    path = f"{VM.paths.data}/pending-recreate"
+    assert commands.read_pending_recreate(VM) == ["cat", "--", path]
+    assert commands.write_pending_recreate(VM)[-2:] == ["write-pending", path]
+    assert commands.clear_pending_recreate(VM)[-3:] == ["-f", "--", path]

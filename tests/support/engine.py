@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,7 @@ if str(REPO) not in sys.path:
 
 from infra.config import InngestConfig  # noqa: E402
 from infra.render import CADDY_IMAGE, REDIS_IMAGE  # noqa: E402
+from infra.startup import DAEMON_CONFIG  # noqa: E402
 from tests.support.sshd import SSHD_BINARY, generate_ed25519  # noqa: E402
 
 ENGINE_HOME = Path(os.environ.get("KIT_ENGINE_HOME", "/var/lib/inngest-kit-engine"))
@@ -68,16 +70,20 @@ SKIP_REASON = "no Docker engine test bed on this machine (needs root, docker.io,
 
 # The VM's boot, as PID 1's child in the new namespaces: private /run, the data disk on /srv/kit,
 # then dockerd and sshd. `wait` keeps the namespace alive until it is killed.
+# With HOLD=1, dockerd waits for the file `dockerd.go`: what systemd orders before docker.service runs first.
 BOOT_SCRIPT = """set -eu
-disk=$1 state=$2 sshd_config=$3 data_root=$4
+disk=$1 state=$2 sshd_config=$3 data_root=$4 hold=$5
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 mkdir -p /run/sshd /run/lock
 mount -t tmpfs -o mode=0755 tmpfs /srv
 mkdir -p /srv/kit
 mount --bind "$disk" /srv/kit
-dockerd --data-root "$data_root" -H unix:///run/docker.sock -H "unix://$state/docker.sock" \
-  --pidfile /run/docker.pid >>"$state/dockerd.log" 2>&1 &
 /usr/sbin/sshd -D -e -f "$sshd_config" >>"$state/sshd.log" 2>&1 &
+if [ "$hold" = 1 ]; then
+  while [ ! -e "$state/dockerd.go" ]; do sleep 0.05; done
+fi
+dockerd --config-file "$state/daemon.json" --data-root "$data_root" -H unix:///run/docker.sock -H "unix://$state/docker.sock" \
+  --pidfile /run/docker.pid >>"$state/dockerd.log" 2>&1 &
 wait
 """
 
@@ -133,8 +139,11 @@ class Engine:
     def socket(self) -> Path:
         return self.state / "docker.sock"
 
-    def boot(self, *, timeout: float = 60.0) -> None:
-        """Start the VM: its namespaces, dockerd and sshd. Returns once both answer."""
+    def boot(self, *, before_dockerd: Callable[[], None] | None = None, timeout: float = 60.0) -> None:
+        """Start the VM: its namespaces, sshd, then dockerd. Returns once both answer.
+
+        `before_dockerd` runs inside the booted VM before dockerd starts (what systemd orders before
+        docker.service); dockerd then starts with the VM's own daemon.json (infra/startup.py)."""
         problems = missing_prerequisites()
         if problems:
             raise EngineUnavailable(f"{SKIP_REASON}; here: {'; '.join(problems)}")
@@ -143,15 +152,24 @@ class Engine:
         self.data_root.mkdir(parents=True, exist_ok=True)
         login = self._sshd_config()
         self.socket.unlink(missing_ok=True)
+        (self.state / "dockerd.go").unlink(missing_ok=True)
+        (self.state / "daemon.json").write_text(json.dumps(DAEMON_CONFIG))
         log = open(self.state / "namespace.log", "ab")
         self.process = subprocess.Popen(
             ["unshare", "--pid", "--fork", "--mount", "--propagation", "private", "--mount-proc", "--kill-child",
-             "tini", "-s", "--", "sh", "-c", BOOT_SCRIPT, "boot", str(self.disk), str(self.state), str(self.state / "sshd_config"), str(self.data_root)],
+             "tini", "-s", "--", "sh", "-c", BOOT_SCRIPT, "boot", str(self.disk), str(self.state), str(self.state / "sshd_config"), str(self.data_root), "1" if before_dockerd else "0"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
         )
         log.close()
         self.boots += 1
         deadline = time.monotonic() + timeout
+        if before_dockerd is not None:
+            while not _listening(login.port) or self.init_pid() is None:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise EngineUnavailable(f"the VM namespace did not come up: {self._tail('namespace.log')} {self._tail('sshd.log')}")
+                time.sleep(0.05)
+            before_dockerd()
+            (self.state / "dockerd.go").touch()
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise EngineUnavailable(f"the engine namespace exited with status {self.process.returncode}: {self._tail('namespace.log')} {self._tail('dockerd.log')}")

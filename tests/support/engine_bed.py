@@ -2,8 +2,8 @@
 
 - The files are the real render (infra/render.py) of a test configuration, with two adaptations
   for a machine with no internet: the Caddyfile is rendered with `local_certs` (Caddy's internal CA,
-  never ACME), and on an engine older than API 1.44 (Docker 25) the healthchecks' `start_interval`,
-  which compose refuses there, is left out.
+  never ACME), and on an engine older than API 1.44 (Docker 25), which compose refuses the
+  healthchecks' `start_interval` for, that value becomes the interval instead.
 - The deploy is infra/deploy/deploy.py over infra/remote/ssh.py to the sshd inside the VM namespace;
   key rotations are the keys CLI (infra/keys/cli.py) over the same layer.
 - Secret Manager is the in-process fake (tests/support/fake_secretmanager.py); the VM's `gcloud` is
@@ -64,9 +64,13 @@ def local_caddyfile(config: StackConfig, marker: str = "") -> str:
 
 
 def without_start_interval(compose_text: str) -> str:
+    """For an engine older than Docker 25, which compose refuses `start_interval` for: probe at the
+    start interval all the time instead, so that health arrives about when it would on the VM's engine."""
     document = yaml.safe_load(compose_text)
     for service in document["services"].values():
-        (service.get("healthcheck") or {}).pop("start_interval", None)
+        check = service.get("healthcheck") or {}
+        if "start_interval" in check:
+            check["interval"] = check.pop("start_interval")
     header = compose_text.split("\n", 1)[0] + "\n" if compose_text.startswith("#") else ""
     return header + yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=1000)
 

@@ -66,21 +66,42 @@ class Redis {
     this.buffer = Buffer.alloc(0);
   }
   connect() {
-    return new Promise((resolve, reject) => {
-      this.socket = net.createConnection({ host: this.host, port: this.port }, async () => {
+    // (Re)connect: like the real server's client, a restart of Redis costs a reconnect, not the process.
+    if (this.connecting) return this.connecting;
+    this.connecting = new Promise((resolve, reject) => {
+      const socket = net.createConnection({ host: this.host, port: this.port });
+      const fail = (error) => {
+        if (socket !== this.socket) return;
+        this.broken = this.broken || error;
+        for (const p of this.pending.splice(0)) p.reject(this.broken);
+        reject(this.broken);
+      };
+      this.socket = socket;
+      this.broken = null;
+      this.pending = [];
+      this.buffer = Buffer.alloc(0);
+      socket.on("data", (chunk) => { if (socket === this.socket) { this.buffer = Buffer.concat([this.buffer, chunk]); this.drain(); } });
+      socket.on("error", fail);
+      socket.on("close", () => fail(new Error("redis connection closed")));
+      socket.on("connect", async () => {
         try {
-          if (this.password) await this.call(this.username ? ["AUTH", this.username, this.password] : ["AUTH", this.password]);
-          await this.call(["PING"]);
+          if (this.password) await this.send(this.username ? ["AUTH", this.username, this.password] : ["AUTH", this.password]);
+          await this.send(["PING"]);
           resolve();
         } catch (error) { reject(error); }
       });
-      this.socket.on("data", (chunk) => { this.buffer = Buffer.concat([this.buffer, chunk]); this.drain(); });
-      this.socket.on("error", (error) => { reject(error); for (const p of this.pending.splice(0)) p.reject(error); this.broken = error; });
-      this.socket.on("close", () => { this.broken = this.broken || new Error("redis connection closed"); for (const p of this.pending.splice(0)) p.reject(this.broken); });
-    });
+    }).finally(() => { this.connecting = null; });
+    return this.connecting;
   }
-  call(args) {
-    if (this.broken) return Promise.reject(this.broken);
+  async call(args) {
+    if (this.connecting) await this.connecting;
+    if (this.broken || !this.socket) {
+      if (this.socket) this.socket.destroy();
+      await this.connect();
+    }
+    return this.send(args);
+  }
+  send(args) {
     return new Promise((resolve, reject) => {
       this.pending.push({ resolve, reject });
       let text = `*${args.length}\r\n`;
@@ -215,7 +236,8 @@ async function start(argv) {
   });
   server.listen(flags.port, "0.0.0.0");
   runQueue(redis, key);
-  const stop = () => server.close(() => process.exit(0));
+  // Like Go's http.Server.Shutdown: stop accepting, drop idle keep-alive connections, exit when done.
+  const stop = () => { server.close(() => process.exit(0)); server.closeIdleConnections(); setTimeout(() => process.exit(0), 5000).unref(); };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
 }
