@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("bench_plan.py", "bench_deploy.py")
+BENCHMARKS = ("bench_plan.py", "bench_deploy.py", "bench_engine.py")
 
 
 def main() -> int:

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.engine import BASE_TARBALL, SKIP_REASON, Engine, EngineUnavailable, exclusive, images_ready, missing_prerequisites, prepare_images
+from tests.support.engine import (
+    BASE_TARBALL,
+    SKIP_REASON,
+    Engine,
+    EngineUnavailable,
+    exclusive,
+    images_ready,
+    missing_prerequisites,
+    prepare_images,
+)
 from tests.support.engine_bed import build_bed
 
 

@@ -131,13 +131,13 @@ def test_a_broken_caddyfile_fails_the_deploy_with_caddys_own_error_and_rolls_bac
     took its empty health for "no healthcheck"; the deploy failed later, at the sync, without caddy's words."""
     live = bed.state.release_id
     broken = local_caddyfile(bed_config()) + ":9999 {\n\tnot_a_directive\n}\n"
-    fast = dataclasses.replace(bed.settings, health_timeout=25.0)
+    fast = dataclasses.replace(bed.settings, health_timeout=10.0)
     with pytest.raises(DeployError) as raised:
         bed.deploy(bed.files(caddyfile=broken), settings=fast)
     message = str(raised.value)
-    # Caddy 2.11.7's `caddy run` exits 1 on this file without logging why; its own last lines and the
-    # exit code are what there is to show.
-    assert "caddy is restarting" in message.split("\n", 1)[0] and "exit code 1" in message.split("\n", 1)[0], message
+    # Caddy 2.11.7's `caddy run` exits 1 on this file without logging why: its own last lines are what
+    # there is to show, and they name the file it loaded.
+    assert "caddy is restarting" in message.split("\n", 1)[0], message
     assert "last 20 log lines of caddy" in message and '"file":"/etc/caddy/Caddyfile"' in message, message
     assert raised.value.rolled_back_to == live
     bed.state = dataclasses.replace(bed.state, release_id=live) if bed.state else None

@@ -48,7 +48,7 @@ def test_the_sdk_accepts_a_call_signed_with_its_key_and_refuses_any_other(bed):
     path = "/api/inngest?fnId=kit-test-app-echo&stepId=step"
     body = call_body()
     status, answer = post(8290, path, body, {"X-Inngest-Signature": signature(body, current_value(bed, naming.SIGNING_KEY))})
-    assert status == 200, answer
+    assert status in (200, 206) and b"RunComplete" in answer, answer  # 206: the SDK reports the run as ops
     status, _ = post(8290, path, body, {"X-Inngest-Signature": signature(body, "cd" * 32)})
     assert status == 401
     status, _ = post(8290, path, body, {})

@@ -388,6 +388,9 @@ def _build(engine: Engine, tag: str, context: Path, digest: str) -> None:
     engine.docker("build", "--quiet", "--label", f"{CONTEXT_LABEL}={digest}", "-t", tag, str(context), timeout=900)
 
 
+NODE_MODULES_UNUSED = shutil.ignore_patterns("*.map", "*.d.ts", "*.d.cts", "*.d.mts", "*.md")
+
+
 def _local_builds() -> dict[str, tuple[str, list[Path], dict[str, Path]]]:
     """tag -> (image directory, files hashed, extra files copied into the context)."""
     node = Path(shutil.which("node") or "/usr/bin/node").resolve()
@@ -435,7 +438,7 @@ def prepare_images(engine: Engine, base_tarball: Path | None, *, say=print) -> N
             subprocess.run(["docker", "import", "-", BASE_IMAGE], stdin=tarball, capture_output=True, check=True, env={**os.environ, "DOCKER_HOST": f"unix://{engine.socket}"})
     base_id = engine.docker("image", "inspect", "--format", "{{.Id}}", BASE_IMAGE).stdout.strip()
     for tag, (directory, hashed, extras) in builds.items():
-        digest = _context_hash(hashed, extra=base_id)
+        digest = _context_hash(hashed, extra=base_id + "|node_modules without maps, types and docs")
         if _image_label(engine, tag) == digest:
             continue
         say(f"engine: building {tag}")
@@ -445,7 +448,8 @@ def prepare_images(engine: Engine, base_tarball: Path | None, *, say=print) -> N
                 shutil.copy2(path, context / path.name)
             for name, source in extras.items():
                 if source.is_dir():
-                    shutil.copytree(source, context / name, symlinks=True)
+                    # Source maps, type declarations and docs are most of node_modules and never run.
+                    shutil.copytree(source, context / name, symlinks=True, ignore=NODE_MODULES_UNUSED)
                 else:
                     shutil.copy2(source, context / name)
             _build(engine, tag, context, digest)

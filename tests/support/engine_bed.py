@@ -18,7 +18,6 @@ import http.client
 import io
 import json
 import re
-import socket
 import ssl
 import threading
 import time
@@ -32,12 +31,32 @@ from infra import naming
 from infra.config import StackConfig, parse_config
 from infra.deploy.deploy import DeployResult, DeploySettings, DeployState, deploy
 from infra.keys import cli
-from infra.render import CADDYFILE, COMPOSE_FILE, EXECUTABLE_FILES, SYNC_PORT, CaddySites, RenderInputs, SecretRef, render_caddyfile, render_stack, services_restarted_by
 from infra.remote import ssh
 from infra.remote.vm import Vm, VmTools
+from infra.render import (
+    CADDYFILE,
+    COMPOSE_FILE,
+    EXECUTABLE_FILES,
+    SYNC_PORT,
+    CaddySites,
+    RenderInputs,
+    SecretRef,
+    render_caddyfile,
+    render_stack,
+    services_restarted_by,
+)
 from tests.support.engine import APP_IMAGE, Engine
 from tests.support.fake_secretmanager import FakeSecretManager
-from tests.support.keys_stack import GCLOUD_STANDIN, INITIAL_VALUES, PREFIX, PROJECT, SECRET_IDS, SQL_CONNECTION, RecordingDatabaseUsers, _access_handler
+from tests.support.keys_stack import (
+    GCLOUD_STANDIN,
+    INITIAL_VALUES,
+    PREFIX,
+    PROJECT,
+    SECRET_IDS,
+    SQL_CONNECTION,
+    RecordingDatabaseUsers,
+    _access_handler,
+)
 
 DOMAIN = "app.kit-engine.test"
 STANDIN_STATE = "http://127.0.0.1:8288/standin/state"
@@ -45,7 +64,10 @@ START_INTERVAL_API = (1, 44)  # compose refuses healthcheck.start_interval on ol
 
 
 def bed_config(**app_overrides) -> StackConfig:
-    app = {"image": APP_IMAGE, "command": ["node", "server.js"], "healthPath": "/healthz", **app_overrides}
+    """The test stack's configuration. The app's event pump starts at every boot (PUMP_MS), so the steady
+    stream of events, and the signed calls they cause, runs across the app's restarts."""
+    env = {"PUMP_MS": "100", **app_overrides.pop("env", {})}
+    app = {"image": APP_IMAGE, "command": ["node", "server.js"], "healthPath": "/healthz", "env": env, **app_overrides}
     return parse_config(
         {
             "gcp:project": PROJECT,
@@ -272,7 +294,7 @@ class SteadyClient:
             self.total += 1
             try:
                 problem = self.probe()
-            except (OSError, http.client.HTTPException, ssl.SSLError, socket.timeout) as error:
+            except (TimeoutError, OSError, http.client.HTTPException, ssl.SSLError) as error:
                 problem = f"{type(error).__name__}: {error}"
             if problem:
                 self.failures.append(problem)

@@ -22,11 +22,11 @@ def creations(engine: Engine, since: float, until: float | None = None) -> dict[
     return counts
 
 
-def deaths(engine: Engine, since: float, until: float | None = None) -> dict[str, int]:
-    """How many times each service's container died (exited, crashed or was killed) between two moments."""
+def starts(engine: Engine, since: float, until: float | None = None) -> dict[str, int]:
+    """How many times each service's container was started (by dockerd's restart policy or by compose) between two moments."""
     until = until if until is not None else time.time()
     out = engine.docker(
-        "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}", "--filter", "type=container", "--filter", "event=die",
+        "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}", "--filter", "type=container", "--filter", "event=start",
         "--filter", "label=com.docker.compose.project=kit", "--format", '{{ index .Actor.Attributes "com.docker.compose.service" }}',
     ).stdout.split()
     counts: dict[str, int] = {}

@@ -4,8 +4,9 @@
 //   GET  /healthz        200 once listening (the kit's health path in the test config)
 //   GET  /               200 "app <APP_LABEL>": what the steady client through Caddy asks
 //   GET  /db             what `pg` makes of DATABASE_URL (user, host, database; never the password)
-//   POST /pump/start     sends one "kit/ping" event every PUMP_MS through inngest.send(), numbered per
-//                        boot (data.boot, data.seq), so the server can tell a lost event by a gap
+//   POST /pump/start     sends one "kit/ping" event every `ms` through inngest.send(), numbered per
+//                        boot (data.boot, data.seq), so the server can tell a lost event by a gap;
+//                        with PUMP_MS set (app.env) the pump starts at boot, so it runs across restarts
 //   GET  /pump           this boot's counts: sent, failed (after the SDK's own retries)
 // On SIGTERM the pump stops and in-flight sends finish before the process exits.
 "use strict";
@@ -32,6 +33,10 @@ function pumpOnce() {
     .finally(() => { pump.inFlight--; });
 }
 
+function startPump(every) {
+  if (!pump.running) { pump.running = true; pump.timer = setInterval(pumpOnce, every); }
+}
+
 function json(res, status, body) {
   const text = JSON.stringify(body);
   res.writeHead(status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(text) });
@@ -49,14 +54,16 @@ const server = http.createServer((req, res) => {
     return json(res, 200, { user: config.user, host: config.host, database: config.database, ssl: Boolean(config.ssl), driver: typeof client.connect });
   }
   if (url.pathname === "/pump/start" && req.method === "POST") {
-    const every = Number(url.searchParams.get("ms") || 100);
-    if (!pump.running) { pump.running = true; pump.timer = setInterval(pumpOnce, every); }
+    startPump(Number(url.searchParams.get("ms") || 100));
     return json(res, 200, { boot, running: true });
   }
   if (url.pathname === "/pump") return json(res, 200, { boot, ...pump, timer: undefined });
   return json(res, 404, { error: "not found" });
 });
-server.listen(port, "0.0.0.0", () => console.log(`test app listening on :${port} (boot ${boot})`));
+server.listen(port, "0.0.0.0", () => {
+  console.log(`test app listening on :${port} (boot ${boot})`);
+  if (Number(process.env.PUMP_MS) > 0) startPump(Number(process.env.PUMP_MS));
+});
 
 process.on("SIGTERM", () => {
   clearInterval(pump.timer);
