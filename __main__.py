@@ -15,6 +15,11 @@ except ConfigError as error:
     print("The stack configuration has problems:\n" + "\n".join(f"  - {p}" for p in error.problems), file=sys.stderr)
     sys.exit(2)
 
-stack = build(config, read_app_secret_values())
+try:
+    stack = build(config, read_app_secret_values())
+except ConfigError as error:
+    # What the program found reading an adopted Cloud SQL instance, before any registration.
+    print("The stack cannot be built:\n" + "\n".join(f"  - {p}" for p in error.problems), file=sys.stderr)
+    sys.exit(2)
 for name, value in stack.outputs.items():
     pulumi.export(name, value)

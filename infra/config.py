@@ -75,6 +75,8 @@ class VmConfig:
     boot_disk_gb: int = 20
     data_disk_gb: int = 20
     snapshot_retention_days: int = 14
+    ready_timeout_seconds: int = 900  # how long the deploy waits for the startup script to finish
+    subnet_cidr: str = "10.10.0.0/24"  # the VM's subnet; in an adopted instance's VPC it must be free there
 
 
 @dataclass(frozen=True)
@@ -276,7 +278,7 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
         r.fail(key("acmeEmail"), f"{acme_email!r} is not an email address", "use an address such as ops@example.com")
 
     vm_raw = r.section(raw, key("vm"))
-    r.unknown_keys(vm_raw, {"machineType", "bootDiskGb", "dataDiskGb", "snapshotRetentionDays"}, key("vm"))
+    r.unknown_keys(vm_raw, {"machineType", "bootDiskGb", "dataDiskGb", "snapshotRetentionDays", "readyTimeoutSeconds", "subnetCidr"}, key("vm"))
     machine_type = r.text(vm_raw, "machineType", key("vm"), "e2-small") or ""
     if not MACHINE_TYPE_RE.match(machine_type):
         r.fail(f"{key('vm')}.machineType", f"{machine_type!r} is not a machine type", "use one such as e2-small or e2-medium")
@@ -285,6 +287,8 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
         boot_disk_gb=r.integer(vm_raw, "bootDiskGb", 20, key("vm"), 10, 2000),
         data_disk_gb=r.integer(vm_raw, "dataDiskGb", 20, key("vm"), 10, 64000),
         snapshot_retention_days=r.integer(vm_raw, "snapshotRetentionDays", 14, key("vm"), 1, 365),
+        ready_timeout_seconds=r.integer(vm_raw, "readyTimeoutSeconds", 900, key("vm"), 60, 7200),
+        subnet_cidr=_subnet_cidr(r, vm_raw, key("vm")),
     )
 
     db_raw = r.section(raw, key("database"))
@@ -298,6 +302,15 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
     existing = r.text(db_raw, "existingInstance", key("database")) or None
     if existing is not None and not INSTANCE_NAME_RE.match(existing):
         r.fail(f"{key('database')}.existingInstance", f"{existing!r} is not a Cloud SQL instance name", "give the instance's name (not its connection name), e.g. shared-pg")
+    if existing is not None:
+        # An adopted instance is read, never changed: its own tier, version, disk and maintenance apply.
+        for ignored in ("tier", "version", "diskGb", "maintenanceDay", "maintenanceHour"):
+            if ignored in db_raw:
+                r.fail(
+                    f"{key('database')}.{ignored}",
+                    "has no effect when database.existingInstance is set: the adopted instance's own settings are read and never changed",
+                    f"remove {ignored} (the plan shows the adopted instance's tier and the connection budget it gives)",
+                )
     database = DatabaseConfig(
         tier=tier,
         version=pg_version,
@@ -354,7 +367,8 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
     if ssh_user is not None and not re.match(r"^[a-z_][a-z0-9_.-]{0,31}$", ssh_user):
         r.fail(key("sshUser"), f"{ssh_user!r} is not a POSIX user name", "use the username from `gcloud compute os-login describe-profile`")
 
-    budget = connection_budget(tier)
+    # An adopted instance's budget comes from its real tier, read by the program (infra/adopted.py).
+    budget = connection_budget(tier) if existing is None else None
     if budget is not None and app is not None:
         wanted = app.db_pool_size + inngest.postgres_max_open_conns
         if wanted > budget:
@@ -382,6 +396,20 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
         ssh_via=ssh_via,
         ssh_user=ssh_user,
     )
+
+
+def _subnet_cidr(r: _Reader, vm_raw: Mapping[str, Any], where: str) -> str:
+    default = VmConfig.subnet_cidr
+    text = r.text(vm_raw, "subnetCidr", where, default) or default
+    try:
+        network = ipaddress.ip_network(text, strict=True)
+    except ValueError:
+        r.fail(f"{where}.subnetCidr", f"{text!r} is not a CIDR range", "write it as address/prefix with the host bits zero, e.g. 10.10.0.0/24")
+        return default
+    if network.version != 4 or not network.is_private or not 8 <= network.prefixlen <= 29:
+        r.fail(f"{where}.subnetCidr", f"{text} is not a private IPv4 range from /8 to /29", "use a free private range such as 10.10.0.0/24")
+        return default
+    return str(network)
 
 
 def _parse_app(r: _Reader, raw: Mapping[str, Any], key) -> AppConfig | None:

@@ -12,5 +12,10 @@ AUDIT_LOG = f"{DATA_MOUNT}/audit.log"
 SECRETS_DIR = "/run/inngest-kit/secrets"  # tmpfs: secret values never touch a disk
 SYSTEMD_UNIT = "inngest-kit.service"
 SECRETS_UNIT = "inngest-kit-secrets.service"  # fills SECRETS_DIR at boot, before docker.service
+# Written last by the startup script: its version and completion time. Under /run, so a reboot clears it.
+STARTUP_RECORD = "/run/inngest-kit-startup-complete"
+# The guest agent's unit that runs the metadata startup script (GoogleCloudPlatform/guest-agent,
+# google-startup-scripts.service: Type=oneshot, so `systemctl start` runs the script again once it has ended).
+STARTUP_SCRIPT_UNIT = "google-startup-scripts.service"
 COMPOSE_PROJECT = "kit"
 INNGEST_PORT = 8288

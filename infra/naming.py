@@ -25,6 +25,14 @@ APP_DB_NAME = "app"
 APP_DB_USER = "app"
 INNGEST_DB_NAME = "inngest"
 INNGEST_DB_USER = "inngest"
+# Each database's user above is the role that owns its objects. The services log in as one of two
+# login roles that take turns across password rotations (infra/keys/db_roles.py explains why).
+DB_LOGIN_SUFFIXES = ("a", "b")
+
+
+def db_login_roles(owner: str) -> tuple[str, ...]:
+    """The two login roles of a database's owner role: `app_a`, `app_b` for `app`."""
+    return tuple(f"{owner}_{suffix}" for suffix in DB_LOGIN_SUFFIXES)
 
 
 def app_secret_logical(env_name: str) -> str:

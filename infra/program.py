@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import pulumi
 
 from infra import naming
+from infra.adopted import DatabaseReach, adopted_budget, choose_reach, new_instance_reach
 from infra.components.access import AccessArgs, OperatorAccess
 from infra.components.apis import ApisArgs, ProjectApis
-from infra.components.database import Database, DatabaseArgs
+from infra.components.database import Database, DatabaseArgs, read_adopted_instance
 from infra.components.network import Network, NetworkArgs
 from infra.components.secrets import Secrets, SecretsArgs
 from infra.components.vm import Vm, VmArgs, VmIdentity, VmIdentityArgs
@@ -21,7 +22,7 @@ from infra.config import StackConfig
 from infra.deploy.provider import StackDeployment, StackDeploymentArgs
 from infra.remote.target import iap_proxy_command
 from infra.render import RenderInputs, SecretRef, render_stack
-from infra.startup import render_startup_script
+from infra.startup import render_startup_script, startup_script_version
 
 
 @dataclass
@@ -35,11 +36,20 @@ class Stack:
     access: OperatorAccess
     deployment: StackDeployment
     outputs: dict[str, pulumi.Input]
+    reach: DatabaseReach
 
 
 def build(config: StackConfig, app_secret_values: dict[str, pulumi.Input[str]]) -> Stack:
     names = naming.names_for(config)
     after_apis = lambda apis: pulumi.ResourceOptions(depends_on=apis.services)  # noqa: E731
+    # An adopted instance is read first: its networking decides where the VM goes, and its real tier
+    # the connection budget (infra/adopted.py). Raises ConfigError, naming the fix, before any registration.
+    adopted = read_adopted_instance(config.project, config.database.existing_instance) if config.database.adopted else None
+    if adopted is not None:
+        reach = choose_reach(adopted, config.project)
+        budget = adopted_budget(adopted, config.app.db_pool_size, config.inngest.postgres_max_open_conns)
+    else:
+        reach, budget = new_instance_reach(), config.connection_budget
     apis = ProjectApis("apis", ApisArgs(project=config.project))
     network = Network(
         "network",
@@ -49,6 +59,8 @@ def build(config: StackConfig, app_secret_values: dict[str, pulumi.Input[str]]) 
             prefix=config.name,
             ssh_ranges=config.ssh_ranges,
             private_service_access=not config.database.adopted,
+            existing_network=reach.network or None,
+            subnet_cidr=config.vm.subnet_cidr,
         ),
         opts=after_apis(apis),
     )
@@ -70,9 +82,10 @@ def build(config: StackConfig, app_secret_values: dict[str, pulumi.Input[str]]) 
             region=config.region,
             instance_name=names.sql_instance,
             settings=config.database,
-            network_id=network.vpc.id,
+            network_id=network.network_id,
             passwords=secrets.db_passwords,
             depends_on=[network.psa_connection] if network.psa_connection else [],
+            adopted=adopted,
         ),
         opts=after_apis(apis),
     )
@@ -101,7 +114,7 @@ def build(config: StackConfig, app_secret_values: dict[str, pulumi.Input[str]]) 
         ),
         opts=after_apis(apis),
     )
-    deployment = _deployment(config, network, secrets, database, vm, access)
+    deployment = _deployment(config, network, secrets, database, vm, access, reach)
     outputs: dict[str, pulumi.Input] = {
         "project": config.project,
         "zone": config.zone,
@@ -111,27 +124,46 @@ def build(config: StackConfig, app_secret_values: dict[str, pulumi.Input[str]]) 
         "sql_connection_name": database.connection_name,
         "sql_private_ip": database.private_ip,
         "secret_ids": secrets.secret_ids,
-        "connection_budget": config.connection_budget,
+        "connection_budget": budget,
+        "database_reach": reach.description,
         "ssh_user_email": access.email,
         "ssh_user": access.ssh_user,
         "ssh_via": config.ssh_via,
         "ssh_private_key": access.private_key,
         "release_id": deployment.release_id,
     }
-    return Stack(apis, network, identity, secrets, database, vm, access, deployment, outputs)
+    return Stack(apis, network, identity, secrets, database, vm, access, deployment, outputs, reach)
 
 
-def release_files(config: StackConfig, sql_private_ip: str, secret_ids: dict[str, str], initial_versions: dict[str, str]) -> dict[str, str]:
+def release_files(
+    config: StackConfig,
+    sql_private_ip: str,
+    secret_ids: dict[str, str],
+    initial_versions: dict[str, str],
+    server_ca_pem: str = "",
+    sql_proxy_instance: str = "",
+    sql_proxy_private_ip: bool = False,
+) -> dict[str, str]:
     secrets = {logical: SecretRef(secret_ids[logical], initial_versions[logical]) for logical in secret_ids}
-    return render_stack(config, RenderInputs(project=config.project, sql_private_ip=sql_private_ip, secrets=secrets))
+    inputs = RenderInputs(
+        project=config.project,
+        sql_private_ip="" if sql_proxy_instance else sql_private_ip,
+        secrets=secrets,
+        server_ca_pem=server_ca_pem,
+        sql_proxy_instance=sql_proxy_instance,
+        sql_proxy_private_ip=sql_proxy_private_ip,
+    )
+    return render_stack(config, inputs)
 
 
-def _deployment(config: StackConfig, network: Network, secrets: Secrets, database: Database, vm: Vm, access: OperatorAccess) -> StackDeployment:
+def _deployment(
+    config: StackConfig, network: Network, secrets: Secrets, database: Database, vm: Vm, access: OperatorAccess, reach: DatabaseReach
+) -> StackDeployment:
     """The Compose stack pushed over SSH. It waits for everything the running stack touches: the VM,
     the database objects, the secrets the VM reads, and the deploy identity's key and roles."""
     files = pulumi.Output.all(
-        database.private_ip, pulumi.Output.all(**secrets.secret_ids), pulumi.Output.all(**secrets.initial_versions)
-    ).apply(lambda values: release_files(config, values[0], values[1], values[2]))
+        database.private_ip, pulumi.Output.all(**secrets.secret_ids), pulumi.Output.all(**secrets.initial_versions), database.server_ca_pem
+    ).apply(lambda values: release_files(config, values[0], values[1], values[2], values[3], reach.proxy_instance, reach.proxy_private_ip))
     via_iap = config.ssh_via == "iap"
     vm_name = vm.instance.name
     return StackDeployment(
@@ -144,6 +176,9 @@ def _deployment(config: StackConfig, network: Network, secrets: Secrets, databas
             machine_id=vm.instance.instance_id,
             host_key_source={"project": config.project, "zone": config.zone, "instance": vm_name},
             proxy_command=vm_name.apply(lambda name: list(iap_proxy_command(name, config.zone, config.project))) if via_iap else None,
+            # The first remote step waits for the startup script in the VM's metadata to have completed.
+            startup={"version": startup_script_version(), "timeout": config.vm.ready_timeout_seconds},
+            identity=access.email,
         ),
         opts=pulumi.ResourceOptions(
             depends_on=[

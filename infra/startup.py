@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -43,6 +44,13 @@ OPS_AGENT_CONFIG = {
 }
 
 
+# apt waits this long for a dpkg lock held by another apt run (unattended-upgrades at first boot)
+# instead of failing at once; every apt-get is then retried a few times for transient errors.
+APT_CONFIG = 'DPkg::Lock::Timeout "300";\nAcquire::Retries "3";'
+APT_ATTEMPTS = 5
+APT_RETRY_SECONDS = 10
+
+
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -66,12 +74,17 @@ def render_secrets_unit() -> str:
     return _environment().get_template("inngest-kit-secrets.service.j2").render(data_mount=layout.DATA_MOUNT, current=layout.CURRENT_LINK)
 
 
-def render_startup_script() -> str:
+def _render(version: str) -> str:
     return _environment().get_template("startup.sh.j2").render(
+        version=version,
+        record=layout.STARTUP_RECORD,
         data_device=layout.DATA_DISK_DEVICE,
         data_mount=layout.DATA_MOUNT,
         docker_version=DOCKER_VERSION,
         compose_version=COMPOSE_VERSION,
+        apt_config=APT_CONFIG,
+        apt_attempts=APT_ATTEMPTS,
+        apt_retry_seconds=APT_RETRY_SECONDS,
         daemon_json=json.dumps(DAEMON_CONFIG, indent=2),
         ops_agent_config=yaml.safe_dump(OPS_AGENT_CONFIG, sort_keys=False).rstrip("\n"),
         unit_name=layout.SYSTEMD_UNIT,
@@ -79,3 +92,13 @@ def render_startup_script() -> str:
         secrets_unit_name=layout.SECRETS_UNIT,
         secrets_unit=render_secrets_unit().rstrip("\n"),
     )
+
+
+def startup_script_version() -> str:
+    """The version the script records when it completes: the sha256 of the script as rendered with an
+    empty version (a script cannot hold its own hash). Any change to the script changes it."""
+    return hashlib.sha256(_render("").encode()).hexdigest()
+
+
+def render_startup_script() -> str:
+    return _render(startup_script_version())

@@ -1,17 +1,20 @@
 """The deploy identity: an SSH key in the caller's OS Login profile and the least roles to use it.
 
 OS Login ignores metadata ssh-keys, so the deploy (and the operator commands) log in with a key
-registered in an OS Login profile, through IAP, with sudo on this one instance only.
+registered in an OS Login profile, through IAP, with sudo on this one instance only. The POSIX user
+name is read from that profile once the key is imported (`OsLoginUser`), never derived from the email.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_gcp as gcp
 import pulumi_tls as tls
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
 
 def iam_member(email: str) -> str:
@@ -19,9 +22,52 @@ def iam_member(email: str) -> str:
     return f"{kind}:{email}"
 
 
-def os_login_username(email: str) -> str:
-    """OS Login's default POSIX name for a user account: user@example.com -> user_example_com."""
-    return re.sub(r"[^a-z0-9_-]", "_", email.lower())[:32]
+class OsLoginUserProvider(ResourceProvider):
+    """Reads the POSIX user name from the OS Login profile of `email` (infra/remote/oslogin.py).
+
+    Read again whenever the account, project or imported key changes, and on `pulumi refresh`.
+    `read_profile` and `identity_readers` exist for tests; production reads the OS Login API with
+    Application Default Credentials, after checking they are the same account as `email`.
+    """
+
+    INPUTS = ("email", "project", "key_fingerprint")
+
+    def __init__(self, read_profile: Callable[[str, str], Mapping[str, Any]] | None = None, identity_readers: Any = None):
+        super().__init__()
+        self.read_profile = read_profile
+        self.identity_readers = identity_readers
+
+    def _username(self, props: Mapping[str, Any]) -> str:
+        from infra.remote.identity import IdentityError, require_one_identity
+        from infra.remote.oslogin import api_login_profile, read_posix_username
+
+        try:
+            require_one_identity(props["email"], uses_gcloud=False, uses_adc=self.read_profile is None, readers=self.identity_readers)
+        except IdentityError as error:
+            raise ValueError("the OS Login profile cannot be read as the deploy's identity:\n" + "\n".join(f"  - {p}" for p in error.problems)) from None
+        return read_posix_username(props["email"], props["project"], read_profile=self.read_profile or api_login_profile)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        return CreateResult(id_=f"users/{props['email']}", outs={**props, "username": self._username(props)})
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        return DiffResult(changes=any(olds.get(name) != news.get(name) for name in self.INPUTS))
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult(outs={**news, "username": self._username(news)})
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        return ReadResult(id_=id_, outs={**props, "username": self._username(props)})
+
+
+class OsLoginUser(pulumi.dynamic.Resource, module="inngest-kit", name="OsLoginUser"):
+    """The POSIX user name of an OS Login profile (output `username`)."""
+
+    username: pulumi.Output[str]
+
+    def __init__(self, name: str, email: pulumi.Input[str], project: str, key_fingerprint: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None, provider: OsLoginUserProvider | None = None):
+        props = {"email": email, "project": project, "key_fingerprint": key_fingerprint, "username": None}
+        super().__init__(provider or OsLoginUserProvider(), name, props, opts)
 
 
 @dataclass(frozen=True)
@@ -30,7 +76,7 @@ class AccessArgs:
     zone: str
     instance_name: pulumi.Input[str]
     vm_service_account: pulumi.Input[str]  # its full resource name
-    ssh_user: str | None  # overrides the derived OS Login user name
+    ssh_user: str | None  # overrides the user name read from the OS Login profile
 
 
 class OperatorAccess(pulumi.ComponentResource):
@@ -73,6 +119,14 @@ class OperatorAccess(pulumi.ComponentResource):
             member=member,
             opts=child,
         )
-        self.ssh_user = pulumi.Output.from_input(args.ssh_user) if args.ssh_user else self.email.apply(os_login_username)
+        if args.ssh_user:
+            self.ssh_user = pulumi.Output.from_input(args.ssh_user)
+        else:
+            # After the key's import, which is what makes the profile's POSIX account.
+            self.login_user = OsLoginUser(
+                "deploy-user", self.email, args.project, self.ssh_key.fingerprint,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.ssh_key]),
+            )
+            self.ssh_user = self.login_user.username
         self.private_key = pulumi.Output.secret(self.key.private_key_openssh)
         self.register_outputs({"ssh_user": self.ssh_user})

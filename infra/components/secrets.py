@@ -16,6 +16,7 @@ import pulumi_gcp as gcp
 import pulumi_random as random
 
 from infra import naming
+from infra.keys.values import EVENT_KEY_LENGTH
 
 # Fields of a Secret that the keys CLI writes (aliases, audit annotations) or that GCP itself
 # advances (the next rotation reminder).
@@ -68,6 +69,13 @@ class Secrets(pulumi.ComponentResource):
         self.db_passwords = {
             naming.APP_DB_USER: generated[naming.DB_APP_PASSWORD],
             naming.INNGEST_DB_USER: generated[naming.DB_INNGEST_PASSWORD],
+            # The login roles that take turns across rotations (infra/keys/db_roles.py) start with a
+            # password no secret holds: a rotation sets the real one before any service uses it.
+            **{
+                role: self._password(f"db-login-{role}", child)
+                for owner in (naming.APP_DB_USER, naming.INNGEST_DB_USER)
+                for role in naming.db_login_roles(owner)
+            },
         }
         self.managed: dict[str, ManagedSecret] = {}
         for logical in naming.KIT_SECRETS:
@@ -80,29 +88,27 @@ class Secrets(pulumi.ComponentResource):
         self.register_outputs({"secret_ids": self.secret_ids})
 
     def _generate_values(self, child: pulumi.ResourceOptions) -> dict[str, pulumi.Output[str]]:
-        # Inngest's server hex-decodes the whole signing key, so no `signkey-` prefix: 32 bytes as hex.
-        signing = random.RandomId("signing-key", byte_length=32, opts=child)
-        # The event key travels in the URL (POST /e/{key}); base64url has no commas and needs no escaping.
-        event = random.RandomId("event-key", byte_length=32, opts=child)
-        passwords = {
-            logical: pulumi.Output.secret(random.RandomPassword(
-                logical,
-                length=32,
-                special=True,
-                # Cloud SQL accepts these, and they need no escaping inside a postgres:// URL.
-                override_special="-_",
-                min_lower=2,
-                min_upper=2,
-                min_numeric=2,
-                opts=child,
-            ).result)
-            for logical in (naming.DB_APP_PASSWORD, naming.DB_INNGEST_PASSWORD)
-        }
-        return {
-            naming.SIGNING_KEY: pulumi.Output.secret(signing.hex),
-            naming.EVENT_KEY: pulumi.Output.secret(event.b64_url),
-            **passwords,
-        }
+        # Only RandomPassword: its ID is the constant "none" and its result is a secret output
+        # (infra/secret_material.py cites the providers). RandomId and RandomBytes both use the
+        # value as the resource ID, which Pulumi stores in clear.
+        def generated(logical: str, **shape) -> pulumi.Output[str]:
+            return pulumi.Output.secret(random.RandomPassword(logical, opts=child, **shape).result)
+
+        # Inngest's server hex-decodes the whole signing key (even length, no `signkey-` prefix):
+        # 64 characters drawn uniformly from [0-9a-f], i.e. 32 random bytes as hex
+        # (terraform-provider-random internal/random/string.go draws each character with crypto/rand).
+        signing = generated(naming.SIGNING_KEY, length=64, upper=False, lower=False, numeric=True, special=True, override_special="abcdef")
+        # The event key travels in the URL (POST /e/{key}) and in comma-separated lists: letters and
+        # digits only, as the keys CLI generates them (infra/keys/values.py).
+        event = generated(naming.EVENT_KEY, length=EVENT_KEY_LENGTH, special=False)
+        passwords = {logical: self._password(logical, child) for logical in (naming.DB_APP_PASSWORD, naming.DB_INNGEST_PASSWORD)}
+        return {naming.SIGNING_KEY: signing, naming.EVENT_KEY: event, **passwords}
+
+    @staticmethod
+    def _password(name: str, child: pulumi.ResourceOptions) -> pulumi.Output[str]:
+        # Cloud SQL accepts these, and they need no escaping inside a postgres:// URL.
+        shape = dict(length=32, special=True, override_special="-_", min_lower=2, min_upper=2, min_numeric=2)
+        return pulumi.Output.secret(random.RandomPassword(name, opts=child, **shape).result)
 
     def _rotation(self, args: SecretsArgs) -> gcp.secretmanager.SecretRotationArgs:
         # GCP requires a first reminder time with a period. A fixed past time would be rejected and

@@ -6,7 +6,9 @@ connection; `create`/`update` deploy over one connection; `delete` stops the sta
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +17,7 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, 
 
 from infra import layout
 from infra.deploy.deploy import DeployResult, DeploySettings, DeployState, deploy, stop_stack
+from infra.deploy.ready import ReadySettings, Where, wait_until_ready
 from infra.deploy.release import ReleaseFilesError, check_files, file_manifest, release_id_for
 from infra.remote.commands import VmEndpoints
 from infra.remote.vm import Vm, VmPaths, VmTools
@@ -25,7 +28,9 @@ REPLACE_ON = ("machine_id",)
 # Inputs that change where or how the stack is laid out on the VM: a change redeploys.
 LAYOUT_INPUTS = ("vm",)
 OUTPUTS = ("release_id", "manifest")  # set by the provider; present (as None) in the inputs only to declare them
-CONNECT_DEFAULTS = {"attempts": 20, "backoff": 2.0, "max_wait": 300.0}  # a booting VM takes a minute or two
+# A booting VM takes a minute or two to answer; a freshly granted OS Login role or imported key takes
+# minutes to be honoured (IAM: "typically" 2, sometimes 7 or more), so a refused login is retried as long.
+CONNECT_DEFAULTS = {"attempts": 20, "backoff": 2.0, "max_wait": 300.0, "auth_wait": 420.0}
 HOST_KEY_SOURCE_FIELDS = ("project", "zone", "instance")
 
 
@@ -45,6 +50,10 @@ class StackDeploymentArgs:
     connect: Mapping[str, Any] | None = None  # {"attempts", "backoff", "max_wait", "timeout"}
     vm: Mapping[str, Any] | None = None  # {"sudo", "docker", "curl": argv lists, "root", "compose_project"}: for tests
     settings: Mapping[str, Any] | None = None  # DeploySettings fields plus "inngest_health_url", "app_sync_url"
+    # {"version": infra.startup.startup_script_version(), "timeout", "poll_interval"}: the first remote
+    # step waits for the startup script's record of this version (infra/deploy/ready.py); None: no wait.
+    startup: pulumi.Input[Mapping[str, Any]] | None = None
+    identity: pulumi.Input[str] | None = None  # the Pulumi provider's email: gcloud and ADC must be the same account
 
     def to_props(self) -> dict[str, Any]:
         return {
@@ -60,6 +69,8 @@ class StackDeploymentArgs:
             "connect": dict(self.connect or {}),
             "vm": dict(self.vm or {}),
             "settings": dict(self.settings or {}),
+            "startup": self.startup,
+            "identity": self.identity,
         }
 
 
@@ -78,12 +89,16 @@ class StackDeployProvider(ResourceProvider):
         executable_files: frozenset[str] | None = None,
         fetch_host_keys: Callable[..., tuple[str, ...]] | None = None,
         sleep: Callable[[float], None] | None = None,
+        identity_readers: Any = None,  # infra.remote.identity.IdentityReaders: stand-ins for gcloud and ADC
+        progress: Callable[[str], None] | None = None,
     ):
         super().__init__()
         self.restarted_by = restarted_by
         self.executable_files = executable_files
         self.fetch_host_keys = fetch_host_keys
         self.sleep = sleep
+        self.identity_readers = identity_readers
+        self.progress = progress
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         return CheckResult(news, [CheckFailure(prop, reason) for prop, reason in input_problems(news)])
@@ -102,12 +117,16 @@ class StackDeployProvider(ResourceProvider):
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         if not needs_deploy(olds, news):
-            # Only connection details or waits changed: the VM already runs this release.
+            # The VM already runs this release. A changed startup script is rerun on it, no reboot needed.
+            if _startup_version(olds) != _startup_version(news):
+                with self._ready_session(news):
+                    pass  # waiting until the rerun has recorded the new version is the whole job
             return UpdateResult(outs={**news, "release_id": olds["release_id"], "manifest": olds["manifest"]})
         previous = DeployState(olds["release_id"], olds.get("manifest") or {}) if olds.get("release_id") else None
         return UpdateResult(outs=_outputs(news, self._deploy(news, previous_state=previous)))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
+        self._require_one_identity(props)
         stop_stack(self._session_factory(props), _vm(props), settings=_settings(props))
 
     def _deploy(self, props: dict[str, Any], previous_state: DeployState | None) -> DeployResult:
@@ -120,8 +139,27 @@ class StackDeployProvider(ResourceProvider):
 
             restarted_by = restarted_by or render.services_restarted_by
             executable_files = executable_files if executable_files is not None else render.EXECUTABLE_FILES
-        result = deploy(
-            self._session_factory(props),
+        with self._ready_session(props) as (ready, fresh):
+            result = self._deploy_over(ready, fresh, props, previous_state, restarted_by, executable_files)
+        if result.drift:
+            pulumi.log.warn(f"the VM was running release {result.previous_release_id}, not the one the state remembered; deployed over it")
+        return result
+
+    def _deploy_over(self, ready, fresh, props, previous_state, restarted_by, executable_files) -> DeployResult:
+        """The deploy proper, over the connection the readiness step opened (a rollback may open a fresh one)."""
+        handed_over = []
+
+        @contextmanager
+        def session_factory():
+            if not handed_over:
+                handed_over.append(ready)
+                yield ready
+            else:
+                with fresh() as session:
+                    yield session
+
+        return deploy(
+            session_factory,
             props["files"],
             previous_state,
             _vm(props),
@@ -131,9 +169,42 @@ class StackDeployProvider(ResourceProvider):
             settings=_settings(props),
             **({"sleep": self.sleep} if self.sleep else {}),
         )
-        if result.drift:
-            pulumi.log.warn(f"the VM was running release {result.previous_release_id}, not the one the state remembered; deployed over it")
-        return result
+
+    @contextmanager
+    def _ready_session(self, props: dict[str, Any]) -> Iterator[Any]:
+        """The deploy's first remote step: one identity for every edge (checked before anything waits),
+        then a connection on which the VM's startup script has recorded completion of this version."""
+        self._require_one_identity(props)
+        factory = self._session_factory(props)
+        with factory() as session:
+            version = _startup_version(props)
+            if version:
+                startup = props.get("startup") or {}
+                settings = ReadySettings(
+                    timeout=float(startup.get("timeout", ReadySettings.timeout)),
+                    poll_interval=float(startup.get("poll_interval", ReadySettings.poll_interval)),
+                )
+                # A Python dynamic provider has no engine connection: pulumi.log prints to its stderr,
+                # which the CLI shows under the resource (pulumi/pulumi#4009, #6065).
+                wait_until_ready(
+                    session, _vm(props), version, where=_where(props), settings=settings,
+                    progress=self.progress or pulumi.log.info, sleep=self.sleep or time.sleep,
+                )
+            yield session, factory
+
+    def _require_one_identity(self, props: Mapping[str, Any]) -> None:
+        proxy = props.get("proxy_command") or ()
+        # ADC read the host keys, unless they are pinned or a test reads them its own way.
+        uses_gcloud, uses_adc = bool(proxy) and proxy[0] == "gcloud", not props.get("host_keys") and self.fetch_host_keys is None
+        if not (uses_gcloud or uses_adc):
+            return
+        from infra.remote.identity import IdentityError, require_one_identity
+
+        try:
+            require_one_identity(props.get("identity") or None, uses_gcloud=uses_gcloud, uses_adc=uses_adc, readers=self.identity_readers)
+        except IdentityError as error:
+            # Before any wait: a tunnel or a key fetch as another account would only be refused, slowly.
+            raise ValueError("the deploy cannot reach the VM as one Google identity; nothing was changed:\n" + "\n".join(f"  - {p}" for p in error.problems)) from None
 
     def _session_factory(self, props: dict[str, Any]):
         from infra.remote.ssh import SshTarget, connect
@@ -149,7 +220,8 @@ class StackDeployProvider(ResourceProvider):
             connect_timeout=float(options.get("timeout", 10.0)),
         )
         sleep = {"sleep": self.sleep} if self.sleep else {}
-        return lambda: connect(target, attempts=int(options["attempts"]), backoff=float(options["backoff"]), max_wait=float(options["max_wait"]), **sleep)
+        waits = {name: float(options[name]) for name in ("backoff", "max_wait", "auth_wait")}
+        return lambda: connect(target, attempts=int(options["attempts"]), **waits, **sleep)
 
     def _host_keys(self, props: dict[str, Any]) -> tuple[str, ...]:
         if props.get("host_keys"):
@@ -215,6 +287,21 @@ def input_problems(props: Mapping[str, Any]) -> list[tuple[str, str]]:
     return problems
 
 
+def _startup_version(props: Mapping[str, Any]) -> str | None:
+    startup = props.get("startup")
+    return startup.get("version") if isinstance(startup, Mapping) else None
+
+
+def _where(props: Mapping[str, Any]) -> Where:
+    source = props.get("host_key_source") or {}
+    return Where(
+        vm_name=source.get("instance") or props["host"],
+        zone=source.get("zone"),
+        project=source.get("project"),
+        via_iap=bool(props.get("proxy_command")),
+    )
+
+
 def _vm(props: Mapping[str, Any]) -> Vm:
     overrides = props.get("vm") or {}
     defaults = VmTools()
@@ -222,6 +309,7 @@ def _vm(props: Mapping[str, Any]) -> Vm:
         sudo=tuple(overrides.get("sudo", defaults.sudo)),
         docker=tuple(overrides.get("docker", defaults.docker)),
         curl=tuple(overrides.get("curl", defaults.curl)),
+        systemctl=tuple(overrides.get("systemctl", defaults.systemctl)),
     )
     return Vm(tools=tools, paths=VmPaths(root=overrides.get("root", "")), compose_project=overrides.get("compose_project", layout.COMPOSE_PROJECT))
 

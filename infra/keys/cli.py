@@ -71,6 +71,8 @@ class Environment:
     on_step: Callable[[Any], None] | None = None
     health_polls: int = 30
     poll_interval: float = 2.0
+    # (outputs, run on the VM) -> what runs the database roles' SQL; None: psql on the VM
+    database_roles: Callable[[Mapping[str, Any], Callable[..., Any]], Any] | None = None
 
     @property
     def out(self) -> TextIO:
@@ -106,22 +108,33 @@ def _secret_client(outputs: Mapping[str, Any]):
 
 
 def _ssh_target(outputs: Mapping[str, Any]):
-    from infra.ops.reach import context_from_outputs
+    from infra.ops.reach import context_from_outputs, require_operator_identity
+    from infra.remote.identity import IdentityError
     from infra.remote.target import StackOutputsError
 
     try:
-        return context_from_outputs(outputs, via=None).target
-    except StackOutputsError as error:
+        return context_from_outputs(outputs, via=None, identity_check=require_operator_identity).target
+    except (StackOutputsError, IdentityError) as error:
         raise Refused(error.problems) from None
 
 
 def _database_users(outputs: Mapping[str, Any]):
     import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
 
     from infra.keys.database import CloudSqlUsers
 
-    credentials, _ = google.auth.default()
+    try:
+        credentials, _ = google.auth.default()
+    except DefaultCredentialsError:
+        raise Refused(["Google credentials: none found. Fix: run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS"]) from None
     return CloudSqlUsers(str(outputs["project"]), credentials)
+
+
+def _vm_psql_roles(vm: Vm):
+    from infra.keys.database import VmPsqlRoles
+
+    return lambda outputs, run: VmPsqlRoles(run, vm, str(outputs.get("sql_private_ip") or ""))
 
 
 def _operator() -> str | None:
@@ -333,6 +346,7 @@ def run_rotate(args, env: Environment) -> int:
         if "db" in kinds:
             ctx.database = env.database_users(setup.outputs)
             ctx.sql_instance = str(setup.outputs["sql_connection_name"]).rsplit(":", 1)[-1]
+            ctx.roles = (env.database_roles or _vm_psql_roles(env.vm))(setup.outputs, ctx.link.run)
         scope = [logical for kind in kinds for logical in SECRETS_OF_KIND[kind]]
         for logical in scope:
             if ROTATION_MARKER not in secrets[logical].annotations:

@@ -49,3 +49,25 @@ class CloudSqlUsers:
         except HttpError as error:
             raise DatabaseError(f"Cloud SQL Admin API users.update for {user!r} on {instance} failed with HTTP {error.resp.status}") from None
         raise DatabaseError(f"Cloud SQL did not finish updating user {user!r} on {instance} within {self._polls * self._interval:.0f} s")
+
+
+class DatabaseRoles(Protocol):
+    def ensure(self, service: str, owner: str, database: str) -> None: ...
+
+
+class VmPsqlRoles:
+    """Runs infra.keys.db_roles.roles_sql on the VM, as the service's live login role, in a one-shot
+    psql container inside the service's network namespace (the only place that reaches the database)."""
+
+    def __init__(self, run: Callable[..., object], vm, host: str):
+        self._run = run  # VmLink.run: (argv, stdin=bytes)
+        self._vm = vm
+        self.host = host  # Cloud SQL's private IP; unused when the release goes through the Auth Proxy
+
+    def ensure(self, service: str, owner: str, database: str) -> None:
+        from infra.keys.db_roles import ensure_roles_command, roles_sql, service_container
+
+        vm = self._vm
+        container = service_container(vm.compose_project, service)
+        argv = ensure_roles_command(vm.tools.docker, container, f"{vm.paths.secrets}/{service}", vm.paths.current, self.host, database)
+        self._run(argv, stdin=roles_sql(owner).encode())

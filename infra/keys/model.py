@@ -4,9 +4,11 @@ The VM's choice of versions lives in a small non-secret file on the data disk (`
 whose format `fetch-secrets.sh` defines (templates/fetch-secrets.sh.j2): one `NAME=VERSION` line per
 slot, VERSION a number or an alias, a comma-separated list for INNGEST_EVENT_KEYS, empty only for the
 fallback. A missing slot (or file) means `current`; INNGEST_EVENT_KEYS defaults to INNGEST_EVENT_KEY.
+The DB_*_LOGIN slots name a role, not a version: the login role the service connects as (its
+database's owner when missing, as before two login roles existed; infra/keys/db_roles.py).
 The app and the server share INNGEST_SIGNING_KEY: `fetch-secrets.sh SERVICE` refreshes one service's
 files, so between two restarts the services may hold different versions, and that is how a rotation
-moves them one at a time. The database passwords are always read through `current`.
+moves them one at a time. A database password moves with its login role (DB_*_PASSWORD with DB_*_LOGIN).
 The CLI writes explicit numbers, so that moving an alias changes nothing on the VM by itself.
 """
 
@@ -34,6 +36,15 @@ class Slot:
     services: tuple[str, ...]  # which Compose services read it
     multiple: bool = False
     optional: bool = False
+    login_of: str | None = None  # a login-role slot: the owner role whose login roles it may name
+
+    def default(self) -> str:
+        if self.login_of:
+            return self.login_of
+        return "" if self.optional else naming.CURRENT_ALIAS
+
+    def login_choices(self) -> tuple[str, ...]:
+        return (self.login_of, *naming.db_login_roles(self.login_of)) if self.login_of else ()
 
 
 SLOTS = (
@@ -41,12 +52,22 @@ SLOTS = (
     Slot("INNGEST_SIGNING_KEY_FALLBACK", naming.SIGNING_KEY, (APP,), optional=True),
     Slot("INNGEST_EVENT_KEY", naming.EVENT_KEY, (APP,)),
     Slot("INNGEST_EVENT_KEYS", naming.EVENT_KEY, (INNGEST,), multiple=True),
+    Slot("DB_APP_LOGIN", naming.DB_APP_PASSWORD, (APP,), login_of=naming.APP_DB_USER),
+    Slot("DB_APP_PASSWORD", naming.DB_APP_PASSWORD, (APP,)),
+    Slot("DB_INNGEST_LOGIN", naming.DB_INNGEST_PASSWORD, (INNGEST,), login_of=naming.INNGEST_DB_USER),
+    Slot("DB_INNGEST_PASSWORD", naming.DB_INNGEST_PASSWORD, (INNGEST,)),
 )
+# Per database password secret: its login slot and its version slot.
+DB_SLOTS = {
+    naming.DB_APP_PASSWORD: ("DB_APP_LOGIN", "DB_APP_PASSWORD"),
+    naming.DB_INNGEST_PASSWORD: ("DB_INNGEST_LOGIN", "DB_INNGEST_PASSWORD"),
+}
 SLOT_BY_NAME = {slot.name: slot for slot in SLOTS}
 EVENT_KEYS_DEFAULT_FROM = "INNGEST_EVENT_KEY"
 
-# slot name -> version numbers, in order (for INNGEST_EVENT_KEYS: the older key first)
-VmVersions = Mapping[str, tuple[int, ...]]
+# slot name -> version numbers, in order (for INNGEST_EVENT_KEYS: the older key first); for a
+# login slot, a one-element tuple holding the role name
+VmVersions = Mapping[str, tuple]
 
 
 @dataclass(frozen=True)
@@ -136,7 +157,12 @@ def resolve_versions_file(text: str | None, secrets: Mapping[str, SecretState]) 
     if "INNGEST_EVENT_KEYS" not in raw and EVENT_KEYS_DEFAULT_FROM in raw:
         raw["INNGEST_EVENT_KEYS"] = raw[EVENT_KEYS_DEFAULT_FROM]
     for slot in SLOTS:
-        value = raw.get(slot.name, "" if slot.optional else naming.CURRENT_ALIAS)
+        value = raw.get(slot.name, slot.default())
+        if slot.login_of:
+            if value not in slot.login_choices():
+                problems.append(f"{VERSIONS_FILE_NAME}: {slot.name} names {value!r}; it takes one of {', '.join(slot.login_choices())}")
+            resolved[slot.name] = (value,)
+            continue
         state = secrets.get(slot.logical)
         numbers: list[int] = []
         for part in [p.strip() for p in value.split(",") if p.strip()]:
@@ -165,7 +191,7 @@ def render_versions_file(versions: VmVersions) -> str:
     """The file's text: every slot, explicit numbers, a header saying what it is."""
     lines = [
         "# Which Secret Manager version each service reads; written by `python -m infra keys`.",
-        "# Not secret: version numbers only. Edit only with the keys CLI (see infra/keys/README.md).",
+        "# Not secret: version numbers and login role names. Edit only with the keys CLI (see infra/keys/README.md).",
     ]
     for slot in SLOTS:
         lines.append(f"{slot.name}={','.join(str(n) for n in versions.get(slot.name, ()))}")
@@ -177,6 +203,8 @@ def unusable_slots(versions: VmVersions, secrets: Mapping[str, SecretState]) -> 
     problems = []
     for slot in SLOTS:
         state = secrets.get(slot.logical)
+        if slot.login_of:
+            continue
         for number in versions.get(slot.name, ()):
             if state is None:
                 continue

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from infra import naming
+from infra.keys import db_roles
 from infra.keys.durations import format_duration
-from infra.keys.model import APP, INNGEST, SecretState, VmVersions
+from infra.keys.model import APP, DB_SLOTS, INNGEST, SecretState, VmVersions
 
 KINDS = ("signing", "event", "db")
 SECRETS_OF_KIND = {
@@ -27,11 +28,12 @@ GRACE_ANNOTATION = "kit-fallback-until"  # on the signing key's secret: when the
 # Set on each secret of a command's scope when it starts (the `current` version then), removed when
 # the whole command completes: a rerun of `rotate db` or `rotate all` skips what it already rotated.
 ROTATION_MARKER = "kit-rotating-from"
-# Who uses each database password: Cloud SQL user and Compose service.
+# Who uses each database password: the owner role (whose login roles take turns) and Compose service.
 DB_USERS = {
     naming.DB_APP_PASSWORD: (naming.APP_DB_USER, APP),
     naming.DB_INNGEST_PASSWORD: (naming.INNGEST_DB_USER, INNGEST),
 }
+DB_NAMES = {naming.DB_APP_PASSWORD: naming.APP_DB_NAME, naming.DB_INNGEST_PASSWORD: naming.INNGEST_DB_NAME}
 
 
 class PlanError(Exception):
@@ -39,7 +41,10 @@ class PlanError(Exception):
 
 
 def _describe_versions(versions: VmVersions, names: tuple[str, ...]) -> str:
-    return ", ".join(f"{name}={','.join(f'v{n}' for n in versions[name]) or 'none'}" for name in names)
+    def shown(value) -> str:
+        return f"v{value}" if isinstance(value, int) else str(value)  # a login slot holds a role name
+
+    return ", ".join(f"{name}={','.join(shown(n) for n in versions[name]) or 'none'}" for name in names)
 
 
 @dataclass(frozen=True)
@@ -75,23 +80,43 @@ class ApplyVersions:
 
 
 @dataclass(frozen=True)
-class SwitchDatabasePassword:
-    """Cloud SQL user to `new`, aliases to `new`, then restart the service on it; a rollback undoes all three."""
+class EnsureDbRoles:
+    """Idempotent SQL, as the service's live login: both login roles members of the owner, acting as it."""
 
     logical: str
-    user: str
+    owner: str
+    database: str
     service: str
-    new: int
-    aliases: Mapping[str, int | None]  # the secret's current/previous after the switch
-    restore_aliases: Mapping[str, int | None]
-    versions: VmVersions  # the VM's versions file, unchanged: written again so the restart reads what it names
 
     def describe(self) -> str:
-        return f"set Cloud SQL user {self.user!r} to v{self.new} of {self.logical}, point {naming.CURRENT_ALIAS} at it, restart {self.service}, verify"
+        first, second = db_roles.logins_of(self.owner)
+        return f"make {first} and {second} members of {self.owner} that act as it (SQL on the VM as {self.service}'s login)"
 
-    def rollback(self) -> SwitchDatabasePassword:
-        old = self.restore_aliases[naming.CURRENT_ALIAS]
-        return SwitchDatabasePassword(self.logical, self.user, self.service, old, self.restore_aliases, self.restore_aliases, self.versions)
+
+@dataclass(frozen=True)
+class SetLoginPassword:
+    """The new password goes to the login role no service uses, so no connection is refused."""
+
+    logical: str
+    login: str
+    number: int
+
+    def describe(self) -> str:
+        return f"set Cloud SQL user {self.login!r}, which no service logs in as, to v{self.number} of {self.logical}"
+
+
+@dataclass(frozen=True)
+class RetireLogins:
+    """After the switch: every other role of the database gets a password nobody holds."""
+
+    logical: str
+    owner: str
+    database: str
+    service: str
+    roles: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"retire {', '.join(self.roles)}: a random password nobody holds ({self.owner} cannot log in)"
 
 
 @dataclass(frozen=True)
@@ -137,7 +162,7 @@ class ScheduleNextRotation:
         return f"set the next rotation reminder of {self.logical} to {self.at:%Y-%m-%d %H:%M} UTC"
 
 
-Step = AddVersion | ApplyVersions | SwitchDatabasePassword | MoveAliases | AwaitGrace | DisableVersion | ScheduleNextRotation
+Step = AddVersion | ApplyVersions | EnsureDbRoles | SetLoginPassword | RetireLogins | MoveAliases | AwaitGrace | DisableVersion | ScheduleNextRotation
 
 
 def _with(versions: VmVersions, **changes: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
@@ -275,27 +300,40 @@ def plan_event(state: SecretState, live: VmVersions, *, resume: bool) -> list[St
 
 
 def plan_db(state: SecretState, live: VmVersions, *, resume: bool) -> list[Step]:
-    """The VM reads database passwords through `current`, so the alias move is part of the switch."""
-    user, service = DB_USERS[state.logical]
-    in_use = state.current
-    if in_use is None:
+    """Two login roles take turns (infra/keys/db_roles.py): the new password goes to the one no service
+    uses, the service switches to it, and only then is the old one retired. No connection is refused."""
+    owner, service = DB_USERS[state.logical]
+    database = DB_NAMES[state.logical]
+    login_slot, version_slot = DB_SLOTS[state.logical]
+    if state.current is None:
         raise PlanError(f"{state.logical} has no `current` alias and no version 1; run `pulumi up` to create it")
     if rotated_in_this_run(state):
         return []
+    login, in_use = live[login_slot][0], live[version_slot][0]
+    shown = (login_slot, version_slot)
     steps: list[Step] = []
     finishing = _finishing(state, in_use)
-    if finishing and finishing[1]:
-        old, new = finishing[0], in_use
-        switch = resume  # the alias moved; the restart may not have happened
-        restore = {naming.CURRENT_ALIAS: old, naming.PREVIOUS_ALIAS: None}
+    if finishing:
+        old, aliases_moved = finishing
+        if resume and not aliases_moved:
+            # The file names the new login and password, but the restart may not have happened. Its
+            # rollback keeps this configuration: the previous login is not recorded, and a rerun converges.
+            steps.append(ApplyVersions(service, dict(live), dict(live), shown, "service logs in with the new login role"))
+        if not aliases_moved:
+            steps.append(MoveAliases(state.logical, in_use, old))
     else:
         old = in_use
         new = _start(state, old, "db", steps)
-        switch = True
-        restore = {naming.CURRENT_ALIAS: old, naming.PREVIOUS_ALIAS: state.previous}
-    if switch:
-        aliases = {naming.CURRENT_ALIAS: new, naming.PREVIOUS_ALIAS: old}
-        steps.append(SwitchDatabasePassword(state.logical, user, service, new, aliases, restore, dict(live)))
+        standby = db_roles.standby_login(owner, login)
+        switched = _with(live, **{login_slot: (standby,), version_slot: (new,)})
+        steps += [
+            EnsureDbRoles(state.logical, owner, database, service),
+            SetLoginPassword(state.logical, standby, new),
+            ApplyVersions(service, switched, dict(live), shown, f"service logs in as {standby} with the new password"),
+            MoveAliases(state.logical, new, old),
+        ]
+        login = standby
+    steps.append(RetireLogins(state.logical, owner, database, service, db_roles.retired_logins(owner, login)))
     steps.append(DisableVersion(state.logical, old))
     return steps
 
@@ -307,7 +345,14 @@ def plan_kind(kind: str, secrets: Mapping[str, SecretState], live: VmVersions, *
     elif kind == "event":
         steps = plan_event(secrets[naming.EVENT_KEY], live, resume=resume)
     elif kind == "db":
-        steps = [step for logical in SECRETS_OF_KIND["db"] for step in plan_db(secrets[logical], live, resume=resume)]
+        steps = []
+        # One database after the other: each starts from the versions file the previous one left,
+        # or its restart would put the other service's old login back in the file.
+        after = dict(live)
+        for logical in SECRETS_OF_KIND["db"]:
+            planned = plan_db(secrets[logical], after, resume=resume)
+            after = next((dict(step.versions) for step in reversed(planned) if isinstance(step, ApplyVersions)), after)
+            steps += planned
     else:
         raise PlanError(f"unknown key kind {kind!r}; use one of {', '.join(KINDS)}")
     rotated = {step.logical for step in steps if isinstance(step, DisableVersion)}

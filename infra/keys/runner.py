@@ -15,7 +15,7 @@ from typing import TextIO
 
 from infra import naming
 from infra.keys import vm_commands
-from infra.keys.database import DatabaseUsers
+from infra.keys.database import DatabaseRoles, DatabaseUsers
 from infra.keys.durations import format_duration
 from infra.keys.model import (
     KIT_SECRETS_READ,
@@ -32,10 +32,12 @@ from infra.keys.plan import (
     ApplyVersions,
     AwaitGrace,
     DisableVersion,
+    EnsureDbRoles,
     MoveAliases,
+    RetireLogins,
     ScheduleNextRotation,
+    SetLoginPassword,
     Step,
-    SwitchDatabasePassword,
     format_plan,
     plan_kind,
 )
@@ -106,6 +108,7 @@ class RotationContext:
     endpoints: vm_commands.Endpoints = field(default_factory=vm_commands.Endpoints)
     database: DatabaseUsers | None = None
     sql_instance: str | None = None
+    roles: DatabaseRoles | None = None  # runs the login roles' SQL on the VM (infra/keys/db_roles.py)
     clock: Callable[[], datetime] = utc_now
     sleep: Callable[[float], None] = time.sleep
     generators: Mapping[str, Callable[[], str]] = field(default_factory=lambda: dict(GENERATORS))
@@ -210,13 +213,16 @@ def execute(ctx: RotationContext, step: Step) -> int | None:
         return number
     if isinstance(step, ApplyVersions):
         _apply(ctx, step.versions, step.service, step.check_sync)
-    elif isinstance(step, SwitchDatabasePassword):
-        if ctx.database is None or not ctx.sql_instance:
-            raise RefusedState("no Cloud SQL instance is known (stack output sql_connection_name); cannot change a database password")
-        password = store.access(ids[step.logical], step.new)
-        ctx.database.set_password(ctx.sql_instance, step.user, password)
-        store.update(ids[step.logical], aliases=step.aliases)
-        _apply(ctx, step.versions, step.service, check_sync=True)
+    elif isinstance(step, EnsureDbRoles):
+        _need_database(ctx, roles=True).ensure(step.service, step.owner, step.database)
+    elif isinstance(step, SetLoginPassword):
+        password = store.access(ids[step.logical], step.number)
+        _need_database(ctx).set_password(ctx.sql_instance, step.login, password)
+    elif isinstance(step, RetireLogins):
+        # As the new live login: it also takes LOGIN away from the owner once no service uses it.
+        _need_database(ctx, roles=True).ensure(step.service, step.owner, step.database)
+        for role in step.roles:
+            ctx.database.set_password(ctx.sql_instance, role, ctx.generators["db"]())
     elif isinstance(step, MoveAliases):
         annotations = None
         if step.logical == naming.SIGNING_KEY:
@@ -228,6 +234,14 @@ def execute(ctx: RotationContext, step: Step) -> int | None:
     elif isinstance(step, ScheduleNextRotation):
         store.update(ids[step.logical], next_rotation=step.at)
     return None
+
+
+def _need_database(ctx: RotationContext, *, roles: bool = False):
+    if ctx.database is None or not ctx.sql_instance:
+        raise RefusedState("no Cloud SQL instance is known (stack output sql_connection_name); cannot change a database password")
+    if roles and ctx.roles is None:
+        raise RefusedState("no way to run SQL on the VM is known; cannot set up the login roles")
+    return ctx.roles if roles else ctx.database
 
 
 def _await(ctx: RotationContext, step: AwaitGrace) -> bool:
@@ -248,7 +262,7 @@ def _await(ctx: RotationContext, step: AwaitGrace) -> bool:
 
 
 def _rollback(ctx: RotationContext, step: Step) -> Outcome:
-    if not isinstance(step, (ApplyVersions, SwitchDatabasePassword)):
+    if not isinstance(step, ApplyVersions):
         ctx.say("      nothing to undo: the stack still runs as before this step")
         return Outcome.ROLLED_BACK
     undo = step.rollback()

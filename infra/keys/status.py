@@ -16,18 +16,17 @@ DEFAULT_RETENTION = timedelta(days=30)
 
 
 def live_slots(logical: str, live: LiveVersions | None, state: SecretState) -> dict[int, list[str]]:
-    """version number -> where the VM reads it (slot names; the database passwords by `current`)."""
+    """version number -> where the VM reads it (slot names; a database password with its login role)."""
     where: dict[int, list[str]] = {}
-    if logical in DB_USERS:
-        if state.current is not None:
+    if live is None:
+        if logical in DB_USERS and state.current is not None:
             where.setdefault(state.current, []).append(f"{DB_USERS[logical][1]} (via {naming.CURRENT_ALIAS})")
         return where
-    if live is None:
-        return where
+    logins = {slot.logical: live.versions.get(slot.name, ("?",))[0] for slot in SLOTS if slot.login_of}
     for slot in SLOTS:
-        if slot.logical == logical:
+        if slot.logical == logical and not slot.login_of:
             for number in live.versions.get(slot.name, ()):
-                where.setdefault(number, []).append(slot.name)
+                where.setdefault(number, []).append(f"{slot.name} (as {logins[logical]})" if logical in logins else slot.name)
     return where
 
 

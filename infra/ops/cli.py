@@ -19,6 +19,7 @@ from infra.ops.audit import parse_audit, render_audit
 from infra.ops.reach import CONNECT_ATTEMPTS, OpsContext, context_from_stack
 from infra.ops.status import gather_status, render_text, to_json
 from infra.remote.hostkeys import HostKeysNotReady
+from infra.remote.identity import IdentityError
 from infra.remote.ssh import SshError, connect
 from infra.remote.target import VIA_CHOICES, StackOutputsError
 
@@ -84,6 +85,9 @@ def _guarded(action: Callable[[], int]) -> int:
         return action()
     except StackOutputsError as exc:
         _complain("the stack outputs are not usable", exc.problems)
+        return EXIT_INPUT
+    except IdentityError as exc:
+        _complain("the VM cannot be reached as one Google identity", exc.problems)
         return EXIT_INPUT
     except (HostKeysNotReady, SshError) as exc:
         _complain("cannot reach the VM", [str(exc)])

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 from infra.ops import commands
 from infra.ops.status import KeyAge
 from infra.remote.hostkeys import fetch_host_keys
+from infra.remote.identity import IdentityReaders, require_one_identity
 from infra.remote.ssh import SshTarget
 from infra.remote.target import StackOutputsError, load_stack_outputs, resolve_via, target_from_outputs
 from infra.remote.vm import Vm
@@ -81,7 +82,24 @@ def secret_manager_key_ages(outputs: Mapping[str, Any]) -> list[KeyAge] | str:
         return f"not available (Secret Manager could not be asked: {type(exc).__name__})"
 
 
-def context_from_outputs(outputs: Mapping[str, Any], *, via: str | None, fetch_keys: Callable[..., tuple[str, ...]] = fetch_host_keys) -> OpsContext:
+def require_operator_identity(outputs: Mapping[str, Any], via: str | None, readers: IdentityReaders | None = None) -> None:
+    """The IAP tunnel (gcloud) and the host-key read (ADC) must run as the account whose OS Login
+    profile holds the deploy key (`ssh_user_email`); raises IdentityError with the fix otherwise."""
+    require_one_identity(
+        str(outputs.get("ssh_user_email") or "") or None,
+        uses_gcloud=resolve_via(outputs, via) == "iap",
+        uses_adc=not pinned_host_keys(outputs),
+        readers=readers,
+    )
+
+
+def context_from_outputs(
+    outputs: Mapping[str, Any],
+    *,
+    via: str | None,
+    fetch_keys: Callable[..., tuple[str, ...]] = fetch_host_keys,
+    identity_check: Callable[[Mapping[str, Any], str | None], None] | None = None,
+) -> OpsContext:
     problems: list[str] = []
     target = None
     try:
@@ -96,6 +114,8 @@ def context_from_outputs(outputs: Mapping[str, Any], *, via: str | None, fetch_k
     if problems:
         raise StackOutputsError(problems)
     project, zone, vm_name = (str(outputs[name]) for name in ("project", "zone", "vm_name"))
+    if identity_check is not None:
+        identity_check(outputs, via)  # before the host-key fetch and the tunnel, which would retry as another account
     if not host_keys:
         host_keys = fetch_keys(project, zone, vm_name, attempts=HOST_KEY_ATTEMPTS)
     return OpsContext(
@@ -109,4 +129,4 @@ def context_from_outputs(outputs: Mapping[str, Any], *, via: str | None, fetch_k
 
 
 def context_from_stack(stack: str | None, via: str | None) -> OpsContext:
-    return context_from_outputs(load_stack_outputs(stack), via=via)
+    return context_from_outputs(load_stack_outputs(stack), via=via, identity_check=require_operator_identity)

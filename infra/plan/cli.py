@@ -27,12 +27,18 @@ def register(subparsers) -> None:
     parser.add_argument("--config-file", type=Path, default=None, help="read this stack file instead of Pulumi.<stack>.yaml")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
     parser.add_argument("--out", type=Path, default=None, help="where to write the rendered files (default: build/<stack>/)")
+    parser.add_argument(
+        "--adopted-instance",
+        type=Path,
+        default=None,
+        help="in adopt mode, the instance's description (`gcloud sql instances describe NAME --format=json`); default: a labelled stand-in",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        result = evaluate(args.stack, config_file=args.config_file)
+        result = evaluate(args.stack, config_file=args.config_file, adopted_instance=args.adopted_instance)
     except PlanInputError as error:
         print(f"Stack '{args.stack}' cannot be planned:", file=sys.stderr)
         for problem in error.problems:

@@ -2,14 +2,15 @@
 
 The document (stable; the README documents it):
   {"stack", "resources": [{"urn", "type", "name", "parent", "depends_on", "inputs", "options"}],
-   "outputs": {...}, "files": {"<relative path>": "<content>"}, "cost": {"items": [...], "total_usd_month": ...}}
+   "outputs": {...}, "files": {"<relative path>": "<content>"}, "cost": {"items": [...], "total_usd_month": ...},
+   "notes": ["<what the plan assumed, e.g. a stand-in description of an adopted instance>"]}
 Secret values appear only as "[secret]".
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import yaml
 from infra.config import NAMESPACE, ConfigError, StackConfig, parse_config
 from infra.plan.cost import estimate, load_prices
 from infra.plan.files import plan_files
-from infra.plan.mocks import UNKNOWN_VALUES, PlanMocks, RecordingMonitor, Registration
+from infra.plan.mocks import STAND_IN_ADOPTED_INSTANCE, UNKNOWN_VALUES, PlanMocks, RecordingMonitor, Registration, load_adopted_instance
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROJECT_NAME = "inngest-kit"
@@ -40,6 +41,7 @@ class PlanResult:
     config: StackConfig
     document: dict[str, Any]
     generated_secrets: list[str]  # for tests: values that must never appear in any output
+    registrations: list[Registration] = field(default_factory=list)  # for tests: IDs and options as registered
 
 
 def stack_file(stack: str, root: Path = PROJECT_ROOT) -> Path:
@@ -103,8 +105,17 @@ def mask(value: Any) -> Any:
     return str(value)
 
 
-def evaluate(stack: str, *, config_file: Path | None = None, raw: dict[str, Any] | None = None) -> PlanResult:
-    """Runs the program under mocks, on `raw` config if given, else on the stack's file."""
+def evaluate(
+    stack: str,
+    *,
+    config_file: Path | None = None,
+    raw: dict[str, Any] | None = None,
+    adopted_instance: Path | dict[str, Any] | None = None,
+) -> PlanResult:
+    """Runs the program under mocks, on `raw` config if given, else on the stack's file.
+
+    `adopted_instance`: the description of the instance `database.existingInstance` names, in the
+    format of `gcloud sql instances describe NAME --format=json`; by default a committed stand-in."""
     if raw is None:
         raw = read_stack_config(config_file or stack_file(stack))
     masked, secret_keys = _mask_config(raw)
@@ -113,15 +124,41 @@ def evaluate(stack: str, *, config_file: Path | None = None, raw: dict[str, Any]
     except ConfigError as error:
         raise PlanInputError(error.problems) from error
     app_secret_values = {name: (SECRET if _is_secure(v) else v) for name, v in (raw.get(f"{NAMESPACE}:appSecrets") or {}).items()}
-    return _run_program(stack, config, masked, secret_keys, app_secret_values)
+    described, notes = _adopted_description(config, adopted_instance)
+    try:
+        result = _run_program(stack, config, masked, secret_keys, app_secret_values, described)
+    except ConfigError as error:  # what the program found reading an adopted instance
+        raise PlanInputError(error.problems + [f"(from {note})" for note in notes]) from error
+    result.document["notes"] = notes
+    return result
 
 
-def _run_program(stack, config, masked, secret_keys, app_secret_values) -> PlanResult:
+def _adopted_description(config: StackConfig, given: Path | dict[str, Any] | None) -> tuple[dict[str, Any] | None, list[str]]:
+    if not config.database.adopted:
+        return None, []
+    instance = config.database.existing_instance
+    if isinstance(given, dict):
+        return given, [f"the adopted instance {instance} was described by the caller, not read from GCP"]
+    path = given or STAND_IN_ADOPTED_INSTANCE
+    try:
+        described = load_adopted_instance(path)
+    except (OSError, ValueError) as error:
+        raise PlanInputError([f"--adopted-instance: cannot read {path} ({error}). Fix: give the JSON of `gcloud sql instances describe {instance} --format=json`."]) from error
+    if given is None:
+        return described, [
+            f"STAND-IN: the offline plan cannot read the adopted instance {instance}; it assumed the made-up description in "
+            f"{path.relative_to(PROJECT_ROOT)} (tier {described.get('settings', {}).get('tier')}; its networking decides the Database line below). "
+            f"For your real instance: gcloud sql instances describe {instance} --format=json > {instance}.json, then plan with --adopted-instance {instance}.json"
+        ]
+    return described, [f"the adopted instance {instance} as described in {path} (not read from GCP by the offline plan)"]
+
+
+def _run_program(stack, config, masked, secret_keys, app_secret_values, adopted_instance=None) -> PlanResult:
     import pulumi
     from pulumi.runtime import settings
     from pulumi.runtime.sync_await import _sync_await
 
-    mocks = PlanMocks(config.project, config.region)
+    mocks = PlanMocks(config.project, config.region, adopted_instance)
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_all_config(_to_engine_config(masked), sorted(secret_keys))
     pulumi.runtime.set_mocks(mocks, project=PROJECT_NAME, stack=stack, preview=False, monitor=monitor)
@@ -149,7 +186,7 @@ def _run_program(stack, config, masked, secret_keys, app_secret_values) -> PlanR
         "files": plan_files(resources),
         "cost": estimate(config, load_prices()),
     }
-    return PlanResult(config=config, document=document, generated_secrets=list(mocks.generated_secrets))
+    return PlanResult(config=config, document=document, generated_secrets=list(mocks.generated_secrets), registrations=list(monitor.registrations))
 
 
 def _mask_outputs(values: dict[str, tuple[bool, Any]]) -> dict[str, Any]:
@@ -174,5 +211,6 @@ def _resource_entry(r: Registration) -> dict[str, Any]:
             "protect": r.protect,
             "retain_on_delete": r.retain_on_delete,
             "ignore_changes": r.ignore_changes,
+            "secret_outputs": r.secret_outputs,
         },
     }

@@ -9,7 +9,7 @@ from typing import Any
 KEY_SETTINGS = {
     "gcp:projects/service:Service": ["service"],
     "gcp:compute/network:Network": ["name", "autoCreateSubnetworks"],
-    "gcp:compute/subnetwork:Subnetwork": ["name", "ipCidrRange", "privateIpGoogleAccess"],
+    "gcp:compute/subnetwork:Subnetwork": ["name", "network", "ipCidrRange", "privateIpGoogleAccess"],
     "gcp:compute/firewall:Firewall": ["name", "direction", "priority", "sourceRanges", "allows", "denies", "targetTags"],
     "gcp:compute/address:Address": ["name", "addressType"],
     "gcp:compute/globalAddress:GlobalAddress": ["name", "purpose", "prefixLength"],
@@ -54,6 +54,11 @@ def _short(value: Any) -> str:
 
 def format_plan(document: dict[str, Any], out: Path) -> str:
     lines = [f"Stack {document['stack']}: {len(document['resources'])} resources (offline plan, nothing was created)", ""]
+    for note in document.get("notes", []):
+        lines += [f"NOTE: {note}", ""]
+    reach = document["outputs"].get("database_reach")
+    if reach:
+        lines += [f"Database: {reach}", ""]
     for resource in document["resources"]:
         kind = resource["type"].split(":")[-1] if resource["options"]["custom"] else resource["type"]
         flags = []

@@ -29,6 +29,7 @@ import paramiko
 # not ready); anything else (a wrong host key, a refused login) will not get better by waiting.
 _TRANSIENT_ERRNOS = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNRESET, errno.ETIMEDOUT}
 _MAX_SINGLE_WAIT = 30.0
+_AUTH_RETRY_INTERVAL = 15.0  # between logins refused while OS Login grants propagate
 _STDERR_TAIL_CHARS = 2000
 _READ_CHUNK = 32768
 
@@ -200,19 +201,24 @@ def connect(
     attempts: int = 1,
     backoff: float = 2.0,
     max_wait: float = 300.0,
+    auth_wait: float = 0.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Session:
     """Open a verified connection, retrying while the VM is unreachable.
 
     Waits `backoff`, then twice as long each time (at most 30 s per wait), for up to `attempts`
-    attempts in all and at most `max_wait` seconds of waiting. A host-key mismatch or a refused
-    login fails at once: waiting would not change either.
+    attempts in all and at most `max_wait` seconds of waiting. A host-key mismatch fails at once.
+    A refused login is retried for up to `auth_wait` seconds (none by default): a freshly granted
+    OS Login role or imported key takes minutes to reach the VM (IAM changes "typically" within 2
+    minutes, sometimes 7 or more: https://cloud.google.com/iam/docs/access-change-propagation).
     """
     _require_host_keys(target)
     pkey = _load_private_key(target.private_key)
-    waited = 0.0
+    waited = auth_waited = 0.0
+    attempt = unreachable = 0
     last_error: BaseException | None = None
-    for attempt in range(1, max(1, attempts) + 1):
+    while True:
+        attempt += 1
         _count("connection_attempts")
         try:
             client = _open(target, pkey)
@@ -223,16 +229,24 @@ def connect(
                 "If the VM was recreated, fetch its current keys from the guest attributes (hostkeys/)."
             ) from None
         except paramiko.AuthenticationException as exc:
+            delay = min(_AUTH_RETRY_INTERVAL, auth_wait - auth_waited)
+            if delay > 0:
+                sleep(delay)
+                auth_waited += delay
+                continue
+            retried = f" (still refused after {auth_waited:.0f} s of retrying)" if auth_waited else ""
             raise SshAuthenticationError(
-                f"{target.address} refused the deploy key for user {target.user!r} ({exc}). "
-                "Check that the key is registered in that user's OS Login profile and the user has roles/compute.osAdminLogin."
+                f"{target.address} refused the deploy key for user {target.user!r}{retried} ({exc}). "
+                "Check that the key is registered in that user's OS Login profile (`gcloud compute os-login describe-profile`) "
+                "and the user has roles/compute.osAdminLogin."
             ) from None
         except Exception as exc:
             if not _is_transient(exc):
                 raise SshConnectionError(f"cannot connect to {target.address}: {exc}") from exc
             last_error = exc
-            delay = min(backoff * (2 ** (attempt - 1)), _MAX_SINGLE_WAIT, max_wait - waited)
-            if attempt >= attempts or delay <= 0:
+            unreachable += 1
+            delay = min(backoff * (2 ** (unreachable - 1)), _MAX_SINGLE_WAIT, max_wait - waited)
+            if unreachable >= max(1, attempts) or delay <= 0:
                 break
             sleep(delay)
             waited += delay

@@ -18,6 +18,7 @@ class VmTools:
     sudo: tuple[str, ...] = ("sudo", "-n")
     docker: tuple[str, ...] = ("sudo", "-n", "docker")
     curl: tuple[str, ...] = ("curl",)
+    systemctl: tuple[str, ...] = ("sudo", "-n", "systemctl")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,10 @@ class VmPaths:
     @property
     def audit_log(self) -> str:
         return self._at(layout.AUDIT_LOG)
+
+    @property
+    def startup_record(self) -> str:
+        return self._at(layout.STARTUP_RECORD)
 
     def release(self, release_id: str) -> str:
         return f"{self.releases}/{release_id}"

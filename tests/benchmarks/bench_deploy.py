@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from infra import layout  # noqa: E402
 from infra.deploy.provider import StackDeployProvider  # noqa: E402
 from infra.remote import ssh  # noqa: E402
 from tests.deploy.support import EXECUTABLE_FILES, ProbeServer, restarted_by, stack_files  # noqa: E402
@@ -41,9 +42,20 @@ def props_for(server, root: Path, fake: FakeDocker, probe: ProbeServer, files: d
         "connect": {"attempts": 1, "timeout": 5},
         "vm": {"sudo": [], "docker": [fake.executable], "curl": ["curl"], "root": str(root)},
         "settings": {"health_timeout": 5, "poll_interval": 0.1, "inngest_health_url": probe.endpoints.inngest_health, "app_sync_url": probe.endpoints.app_sync},
+        "startup": {"version": BENCH_STARTUP_VERSION},  # the readiness step, as in production
         "release_id": None,
         "manifest": None,
     }
+
+
+BENCH_STARTUP_VERSION = "0" * 64
+
+
+def startup_completed(root: Path) -> None:
+    """The record the VM's startup script leaves when done: the readiness step finds it at its first look."""
+    record = root / layout.STARTUP_RECORD.lstrip("/")
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(f"version={BENCH_STARTUP_VERSION}\ncompleted=2026-11-24T00:00:00Z\nops_agent=installed\n")
 
 
 def measure(runs: list, action, *args):
@@ -69,6 +81,7 @@ def main() -> int:
             for run in range(RUNS):
                 root = Path(scratch) / f"vm-{run}"
                 root.mkdir()
+                startup_completed(root)
                 first = props_for(server, root, fake, probe, stack_files(root))
                 created = measure(results["first deploy"], provider.create, first).outs
                 changed = {**first, "files": stack_files(root, log_level="debug")}

@@ -22,7 +22,7 @@ def plan():
 @pytest.fixture(scope="module")
 def adopted():
     raw = example_raw()
-    raw["inngest-kit:database"] = {**raw["inngest-kit:database"], "existingInstance": "shared-pg"}
+    raw["inngest-kit:database"] = {"existingInstance": "shared-pg"}
     return evaluate("adopted", raw=raw).document
 
 
@@ -72,7 +72,8 @@ def test_cloud_sql_waits_for_private_service_access(plan):
 def test_databases_and_users_for_app_and_inngest(plan):
     assert {r["inputs"]["name"] for r in of_type(plan, "gcp:sql/database:Database")} == {"app", "inngest"}
     users = of_type(plan, "gcp:sql/user:User")
-    assert {u["inputs"]["name"] for u in users} == {"app", "inngest"}
+    # Each database's owner, and its two login roles that take turns across password rotations.
+    assert {u["inputs"]["name"] for u in users} == {"app", "app_a", "app_b", "inngest", "inngest_a", "inngest_b"}
     for user in users:
         assert user["inputs"]["password"] == SECRET
         # The keys CLI rotates passwords outside Pulumi: `pulumi up` must not set the old one back.
@@ -99,11 +100,16 @@ def test_initial_versions_hold_generated_values_as_secrets(plan):
 
 
 def test_generated_keys_are_sized_for_inngest(plan):
-    ids = of_type(plan, "random:index/randomId:RandomId")
-    assert {(r["name"], r["inputs"]["byteLength"]) for r in ids} == {("signing-key", 32), ("event-key", 32)}
-    passwords = of_type(plan, "random:index/randomPassword:RandomPassword")
-    for password in passwords:
-        assert password["inputs"]["overrideSpecial"] == "-_" and password["inputs"]["length"] >= 32
+    passwords = {r["name"]: r["inputs"] for r in of_type(plan, "random:index/randomPassword:RandomPassword")}
+    # 64 characters from exactly [0-9a-f]: 32 bytes as bare hex, as the server hex-decodes it.
+    signing = passwords["inngest-signing-key"]
+    assert signing["length"] == 64 and signing["special"] is True and signing["overrideSpecial"] == "abcdef"
+    assert signing["numeric"] is True and signing["upper"] is False and signing["lower"] is False
+    # Letters and digits only: URL-safe and free of commas.
+    event = passwords["inngest-event-key"]
+    assert event["special"] is False and event["length"] >= 40
+    for logical in ("db-app-password", "db-inngest-password"):
+        assert passwords[logical]["overrideSpecial"] == "-_" and passwords[logical]["length"] >= 32
 
 
 def test_vm_is_shielded_os_login_only_and_has_no_serial_port(plan):
@@ -187,7 +193,7 @@ def test_adopt_mode_reads_the_instance_and_creates_only_databases_and_users(adop
     assert instances[0]["options"]["read_only"] is True
     assert not of_type(adopted, "gcp:servicenetworking/connection:Connection")
     assert len(of_type(adopted, "gcp:sql/database:Database")) == 2
-    assert len(of_type(adopted, "gcp:sql/user:User")) == 2
+    assert len(of_type(adopted, "gcp:sql/user:User")) == 6
     for resource in of_type(adopted, "gcp:sql/database:Database") + of_type(adopted, "gcp:sql/user:User"):
         assert resource["inputs"]["instance"] == "shared-pg"
         # Leaving the stack must not drop databases in an instance the stack does not own.

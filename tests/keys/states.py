@@ -20,5 +20,14 @@ def fresh_secrets() -> dict[str, SecretState]:
     return {logical: secret(logical, {1: "ENABLED"}) for logical in naming.KIT_SECRETS}
 
 
-def files(signing=(1,), fallback=(), event=(1,), event_keys=(1,)) -> dict[str, tuple[int, ...]]:
-    return {"INNGEST_SIGNING_KEY": tuple(signing), "INNGEST_SIGNING_KEY_FALLBACK": tuple(fallback), "INNGEST_EVENT_KEY": tuple(event), "INNGEST_EVENT_KEYS": tuple(event_keys)}
+def files(signing=(1,), fallback=(), event=(1,), event_keys=(1,), app_login="app", app_db=(1,), inngest_login="inngest", inngest_db=(1,)) -> dict[str, tuple]:
+    return {
+        "INNGEST_SIGNING_KEY": tuple(signing),
+        "INNGEST_SIGNING_KEY_FALLBACK": tuple(fallback),
+        "INNGEST_EVENT_KEY": tuple(event),
+        "INNGEST_EVENT_KEYS": tuple(event_keys),
+        "DB_APP_LOGIN": (app_login,),
+        "DB_APP_PASSWORD": tuple(app_db),
+        "DB_INNGEST_LOGIN": (inngest_login,),
+        "DB_INNGEST_PASSWORD": tuple(inngest_db),
+    }

@@ -12,10 +12,12 @@ from infra.keys.plan import (
     ApplyVersions,
     AwaitGrace,
     DisableVersion,
+    EnsureDbRoles,
     MoveAliases,
     PlanError,
+    RetireLogins,
     ScheduleNextRotation,
-    SwitchDatabasePassword,
+    SetLoginPassword,
     format_plan,
     plan_kind,
 )
@@ -44,8 +46,12 @@ def shape(steps):
             out.append(("grace", step.logical, step.until))
         elif isinstance(step, DisableVersion):
             out.append(("disable", step.logical, step.number))
-        elif isinstance(step, SwitchDatabasePassword):
-            out.append(("switch", step.user, step.new))
+        elif isinstance(step, EnsureDbRoles):
+            out.append(("roles", step.owner, step.service))
+        elif isinstance(step, SetLoginPassword):
+            out.append(("password", step.login, step.number))
+        elif isinstance(step, RetireLogins):
+            out.append(("retire", step.owner, step.roles))
     return out
 
 
@@ -174,29 +180,59 @@ def test_event_key_the_server_would_reject_is_refused():
         plan("event", fresh_secrets(), files(event=(3,), event_keys=(1,)))
 
 
-def test_db_sets_cloud_sql_moves_the_alias_and_restarts_one_service_at_a_time():
+def test_db_sets_the_standby_login_switches_the_service_to_it_then_retires_the_old_one():
     steps = plan("db", fresh_secrets(), files())
 
+    app_switched = {"DB_APP_LOGIN": ("app_a",), "DB_APP_PASSWORD": (2,)}
     assert shape(steps) == [
         ("add", naming.DB_APP_PASSWORD, 2),
-        ("switch", "app", 2),
+        ("roles", "app", "app"),
+        # The new password goes to a login role no service uses: no connection is refused.
+        ("password", "app_a", 2),
+        ("apply", "app", app_switched),
+        ("aliases", naming.DB_APP_PASSWORD, (2, 1)),
+        ("retire", "app", ("app", "app_b")),
         ("disable", naming.DB_APP_PASSWORD, 1),
         ("add", naming.DB_INNGEST_PASSWORD, 2),
-        ("switch", "inngest", 2),
+        ("roles", "inngest", "inngest"),
+        ("password", "inngest_a", 2),
+        ("apply", "inngest", {"DB_INNGEST_LOGIN": ("inngest_a",), "DB_INNGEST_PASSWORD": (2,)}),
+        ("aliases", naming.DB_INNGEST_PASSWORD, (2, 1)),
+        ("retire", "inngest", ("inngest", "inngest_b")),
         ("disable", naming.DB_INNGEST_PASSWORD, 1),
     ]
-    switch = steps[1]
-    assert switch.service == "app" and switch.aliases == {"current": 2, "previous": 1}
-    assert switch.rollback().new == 1 and switch.rollback().aliases == {"current": 1, "previous": None}
+    apply = steps[3]
+    # The rollback restarts the service as it was: the old login still has the old password.
+    assert apply.rollback().versions["DB_APP_LOGIN"] == ("app",) and apply.rollback().versions["DB_APP_PASSWORD"] == (1,)
 
 
-def test_db_rerun_after_the_alias_moved_repeats_the_restart_and_skips_what_this_command_finished():
+def test_db_logins_take_turns():
+    secrets = fresh_secrets()
+    secrets[naming.DB_APP_PASSWORD] = secret(naming.DB_APP_PASSWORD, {1: "DISABLED", 2: "ENABLED"}, {"current": 2, "previous": 1})
+    steps = shape(plan("db", secrets, files(app_login="app_a", app_db=(2,))))
+
+    assert ("password", "app_b", 3) in steps
+    assert ("retire", "app", ("app", "app_a")) in steps
+
+
+def test_db_rerun_after_the_switch_repeats_the_restart_then_finishes():
+    secrets = fresh_secrets()
+    secrets[naming.DB_APP_PASSWORD] = secret(naming.DB_APP_PASSWORD, {1: "ENABLED", 2: "ENABLED"}, {}, {"kit-v2-created-by": "ops"})
+    live = files(app_login="app_a", app_db=(2,))
+
+    assert [s[0] for s in shape(plan("db", secrets, live, resume=True))[:4]] == ["apply", "aliases", "retire", "disable"]
+    assert [s[0] for s in shape(plan("db", secrets, live, resume=False))[:3]] == ["aliases", "retire", "disable"]
+
+
+def test_db_rerun_after_the_alias_moved_skips_what_this_command_finished():
     secrets = fresh_secrets()
     secrets[naming.DB_APP_PASSWORD] = secret(naming.DB_APP_PASSWORD, {1: "DISABLED", 2: "ENABLED"}, {"current": 2, "previous": 1}, {"kit-rotating-from": "1"})
     secrets[naming.DB_INNGEST_PASSWORD] = secret(naming.DB_INNGEST_PASSWORD, {1: "ENABLED", 2: "ENABLED"}, {"current": 2, "previous": 1}, {"kit-rotating-from": "1"})
+    live = files(app_login="app_a", app_db=(2,), inngest_login="inngest_a", inngest_db=(2,))
 
-    assert shape(plan("db", secrets, files(), resume=True)) == [("switch", "inngest", 2), ("disable", naming.DB_INNGEST_PASSWORD, 1)]
-    assert shape(plan("db", secrets, files(), resume=False)) == [("disable", naming.DB_INNGEST_PASSWORD, 1)]
+    expected = [("retire", "inngest", ("inngest", "inngest_b")), ("disable", naming.DB_INNGEST_PASSWORD, 1)]
+    assert shape(plan("db", secrets, live, resume=True)) == expected
+    assert shape(plan("db", secrets, live, resume=False)) == expected
 
 
 def test_unknown_kind_is_refused():

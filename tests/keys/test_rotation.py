@@ -108,18 +108,32 @@ def test_event_rotation_never_rejects_the_apps_key(keys_stack):
     assert_nothing_secret_leaked(keys_stack)
 
 
-def test_db_rotation_changes_cloud_sql_then_restarts_each_service(keys_stack, capfd):
+def live_login(stack, held: dict) -> str:
+    """Which role a service's db-user file names (the timeline keeps fingerprints only)."""
+    return next(role for role in stack.database.passwords if held.get("db-user") == fp(role))
+
+
+def test_db_rotation_sets_the_standby_login_switches_then_retires_the_old_one(keys_stack, capfd):
     code = keys_stack.run("rotate", "db", "--stack", "dev", "--yes")
 
     assert code == 0, keys_stack.output()
-    assert [(instance, user) for instance, user, _ in keys_stack.database.calls] == [("acme-pg", "app"), ("acme-pg", "inngest")]
-    for logical, user, service_file in ((DB_APP, "app", "app"), (DB_INNGEST, "inngest", "inngest")):
+    calls = [user for _, user, _ in keys_stack.database.calls]
+    # The new password goes to the login no one uses; the old login is retired only after the switch.
+    assert calls == ["app_a", "app", "app_b", "inngest_a", "inngest", "inngest_b"]
+    assert keys_stack.roles.calls == [("app", "app", "app"), ("app", "app", "app"), ("inngest", "inngest", "inngest"), ("inngest", "inngest", "inngest")]
+    for logical, login, service_file in ((DB_APP, "app_a", "app"), (DB_INNGEST, "inngest_a", "inngest")):
         assert keys_stack.states(logical) == {1: "DISABLED", 2: "ENABLED"}
         assert keys_stack.aliases(logical) == {"current": 2, "previous": 1}
         new = keys_stack.value(logical, 2).decode()
-        assert keys_stack.database.passwords[user] == new
-        held = getattr(keys_stack.timeline()[-1], service_file)["db-password"]
-        assert held == fp(new), f"{service_file} holds a password Cloud SQL no longer accepts"
+        assert keys_stack.database.passwords[login] == new
+        held = getattr(keys_stack.timeline()[-1], service_file)
+        assert live_login(keys_stack, held) == login
+        assert held["db-password"] == fp(new), f"{service_file} holds a password Cloud SQL no longer accepts"
+    assert "DB_APP_LOGIN=app_a\nDB_APP_PASSWORD=2\n" in keys_stack.versions_file()
+    # The next rotation hands over to the other login role.
+    assert keys_stack.run("rotate", "db", "--stack", "dev", "--yes") == 0, keys_stack.output()
+    assert live_login(keys_stack, keys_stack.timeline()[-1].app) == "app_b"
+    assert keys_stack.database.passwords["app_b"] == keys_stack.value(DB_APP, 3).decode()
     assert_nothing_secret_leaked(keys_stack, capfd)
 
 
@@ -128,9 +142,9 @@ def test_rotate_all_plans_every_kind_in_turn(keys_stack):
 
     assert code == 0, keys_stack.output()
     out = keys_stack.output()
-    assert out.index("signing: 7 step(s)") < out.index("event: 6 step(s)") < out.index("db: 6 step(s)")
-    assert "set Cloud SQL user 'app' to v2 of db-app-password" in out
-    assert "set Cloud SQL user 'inngest' to v2 of db-inngest-password" in out
+    assert out.index("signing: 7 step(s)") < out.index("event: 6 step(s)") < out.index("db: 14 step(s)")
+    assert "set Cloud SQL user 'app_a', which no service logs in as, to v2 of db-app-password" in out
+    assert "set Cloud SQL user 'inngest_a', which no service logs in as, to v2 of db-inngest-password" in out
     for logical in naming.KIT_SECRETS:
         assert keys_stack.states(logical) == {1: "ENABLED"}
 
@@ -194,7 +208,9 @@ def test_a_long_grace_period_pauses_and_a_later_rerun_finishes_without_rotating_
 FAULTS_BY_STEP = {
     "AddVersion": ("secretmanager",),
     "ApplyVersions": ("secretmanager", "ssh", "health"),
-    "SwitchDatabasePassword": ("cloudsql", "health", "ssh"),
+    "EnsureDbRoles": ("roles",),
+    "SetLoginPassword": ("cloudsql",),
+    "RetireLogins": ("cloudsql", "roles"),
     "MoveAliases": ("secretmanager",),
     "DisableVersion": ("secretmanager", "ssh"),
 }
@@ -229,6 +245,8 @@ class FaultInjector:
             self.stack.health_failures["sync" if getattr(step, "check_sync", True) else "health"] = 2
         elif fault == "cloudsql":
             self.stack.database.fail_next = 1
+        elif fault == "roles":
+            self.stack.roles.fail_next = 1
         elif kind == "ApplyVersions":
             # fetch-secrets.sh retries transient errors; NOT_FOUND it reports at once.
             import grpc
@@ -247,8 +265,9 @@ def assert_stack_working(stack, kind: str) -> None:
         assert_event_key_always_accepted(stack)
     else:
         final = stack.timeline()[-1]
-        for user, service in (("app", "app"), ("inngest", "inngest")):
-            assert getattr(final, service)["db-password"] == fp(stack.database.passwords[user]), f"{service}'s password is not Cloud SQL's"
+        for service in ("app", "inngest"):
+            held = getattr(final, service)
+            assert held["db-password"] == fp(stack.database.passwords[live_login(stack, held)]), f"{service}'s password is not Cloud SQL's"
 
 
 @pytest.mark.parametrize("kind", ["signing", "event", "db"])
@@ -368,7 +387,7 @@ def test_status_shows_versions_fingerprints_what_the_vm_reads_and_the_due_date(k
     assert re.search(rf"v1 +ENABLED .*sha256 {fp(keys_stack.value(SIGNING, 1))} +live: INNGEST_SIGNING_KEY$", signing_block, re.MULTILINE)
     assert "rotation due 2027-02-01 00:00 UTC (in 62d), every 90d" in signing_block
     assert "rotation not scheduled" in event_block
-    assert "live: app (via current)" in out
+    assert "live: DB_APP_PASSWORD (as app)" in out
     assert_nothing_secret_leaked(keys_stack)
 
 

@@ -238,3 +238,42 @@ def test_private_key_never_appears_in_repr(sshd):
     target = sshd.target()
     assert "PRIVATE KEY" not in repr(target)
     assert target.private_key.strip().splitlines()[1] not in repr(target)
+
+
+def _authorized_keys(sshd):
+    return sshd.state_dir / "authorized_keys"
+
+
+def test_a_refused_login_is_retried_until_the_key_is_honoured(sshd):
+    """A freshly granted OS Login role or imported key takes minutes to reach the VM."""
+    late = generate_ed25519("granted-late")
+    authorized = _authorized_keys(sshd)
+    original = authorized.read_text()
+    waits: list[float] = []
+
+    def sleep(seconds):
+        waits.append(seconds)
+        if len(waits) == 2:  # the grant arrives during the second wait
+            authorized.write_text(original + late.public_line + "\n")
+
+    try:
+        with ssh.connect(sshd.target(private_key=late.private_openssh), auth_wait=120, sleep=sleep) as session:
+            assert session.run(["true"]).exit_status == 0
+    finally:
+        authorized.write_text(original)
+    assert waits == [15.0, 15.0]
+
+
+def test_a_login_still_refused_after_the_auth_wait_fails_saying_how_long_it_tried(sshd, ssh_stats):
+    waits: list[float] = []
+    with pytest.raises(ssh.SshAuthenticationError, match=r"refused the deploy key .*still refused after 40 s of retrying"):
+        ssh.connect(sshd.target(private_key=generate_ed25519().private_openssh), attempts=1, auth_wait=40, sleep=waits.append)
+    assert waits == [15.0, 15.0, 10.0]
+    assert ssh_stats.connection_attempts == 4
+
+
+def test_without_an_auth_wait_a_refused_login_fails_at_once(sshd):
+    waits: list[float] = []
+    with pytest.raises(ssh.SshAuthenticationError, match="refused the deploy key"):
+        ssh.connect(sshd.target(private_key=generate_ed25519().private_openssh), attempts=5, sleep=waits.append)
+    assert waits == []

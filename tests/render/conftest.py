@@ -10,6 +10,7 @@ import yaml
 
 from infra import naming
 from infra.config import StackConfig, parse_config
+from infra.plan.mocks import STAND_IN_SERVER_CA
 from infra.render import RenderInputs, SecretRef, render_stack
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,7 +35,7 @@ def config_with(**app_overrides) -> StackConfig:
 def inputs_for(config: StackConfig, initial_version: str = "1") -> RenderInputs:
     names = naming.names_for(config)
     secrets = {logical: SecretRef(names.secret_id(logical), initial_version) for logical in naming.logical_secrets(config)}
-    return RenderInputs(project=config.project, sql_private_ip=SQL_IP, secrets=secrets)
+    return RenderInputs(project=config.project, sql_private_ip=SQL_IP, secrets=secrets, server_ca_pem=STAND_IN_SERVER_CA)
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from tests.render.stand_in_app import StandInApp
 from tests.render.stand_ins import Recorder
 from tests.render.test_fetch_secrets import (
     APP_DB_PASSWORD,
+    APP_DB_PASSWORD_NEW,
     EVENT_NEW,
     EVENT_OLD,
     INNGEST_DB_PASSWORD,
@@ -73,11 +74,26 @@ def test_inngest_starts_with_the_keys_as_flags_read_from_its_files(vm, release_d
         "--event-key", EVENT_OLD,
         "--sdk-url", "http://app:3000/api/inngest",
         "--redis-uri", "redis://redis:6379",
-        "--postgres-uri", f"postgres://inngest:{INNGEST_DB_PASSWORD}@{SQL_IP}:5432/inngest?sslmode=require",
+        "--postgres-uri", f"postgres://inngest:{INNGEST_DB_PASSWORD}@{SQL_IP}:5432/inngest?sslmode=verify-ca&sslrootcert=/kit/server-ca.pem",
         "--postgres-max-open-conns", "10",
         "--postgres-max-idle-conns", "2",
     ]  # fmt: skip
     assert not any(SIGNING_NEW in value or EVENT_NEW in value for value in call["env"].values())
+
+
+def test_each_service_connects_as_the_login_role_the_versions_file_names(release_dir, tmp_path):
+    machine = Vm(tmp_path, release_dir)
+    machine.choose("DB_APP_LOGIN=app_b\nDB_APP_PASSWORD=2\nDB_INNGEST_LOGIN=inngest_a\n")
+    assert machine.run().returncode == 0
+    server = Recorder.install(tmp_path / "image-bin", "server")
+    inngest = Recorder.install(tmp_path / "image-bin", "inngest")
+    path = f"{server.path.parent}:/usr/bin:/bin"
+    assert run_script(release_dir / "with-secrets.sh", "server", env={"PATH": path, "KIT_SECRETS_DIR": str(machine.secrets / "app")}).returncode == 0
+    assert run_script(release_dir / "start-inngest.sh", env={"PATH": path, "KIT_SECRETS_DIR": str(machine.secrets / "inngest")}).returncode == 0
+    tls = "sslmode=verify-ca&sslrootcert=/kit/server-ca.pem"
+    assert server.calls()[0]["env"]["DATABASE_URL"] == f"postgres://app_b:{APP_DB_PASSWORD_NEW}@{SQL_IP}:5432/app?{tls}"
+    argv = inngest.calls()[0]["argv"]
+    assert argv[argv.index("--postgres-uri") + 1] == f"postgres://inngest_a:{INNGEST_DB_PASSWORD}@{SQL_IP}:5432/inngest?{tls}"
 
 
 def test_inngest_start_uses_only_real_flags(vm, release_dir, tmp_path):
@@ -119,7 +135,7 @@ def test_app_wrapper_exports_its_secrets_and_the_database_url_then_runs_the_comm
     assert seen["INNGEST_SIGNING_KEY_FALLBACK"] == SIGNING_OLD
     assert seen["INNGEST_EVENT_KEY"] == EVENT_NEW
     assert seen["STRIPE_API_KEY"] == STRIPE
-    assert seen["DATABASE_URL"] == f"postgres://app:{APP_DB_PASSWORD}@{SQL_IP}:5432/app?sslmode=require"
+    assert seen["DATABASE_URL"] == f"postgres://app:{APP_DB_PASSWORD}@{SQL_IP}:5432/app?sslmode=verify-ca&sslrootcert=/kit/server-ca.pem"
     assert seen["NODE_ENV"] == "production"
     assert not {"db-password", "db_password", "value", "path"} & set(seen)
 
@@ -130,7 +146,7 @@ def test_app_wrapper_names_the_missing_files(tmp_path, release_dir):
     (partial / "INNGEST_SIGNING_KEY").write_text(SIGNING_NEW)
     result = run_script(release_dir / "with-secrets.sh", "true", env={"PATH": "/usr/bin:/bin", "KIT_SECRETS_DIR": str(partial)})
     assert result.returncode == 1
-    assert "missing in" in result.stderr and " INNGEST_EVENT_KEY db-password STRIPE_API_KEY." in result.stderr
+    assert "missing in" in result.stderr and " INNGEST_EVENT_KEY db-user db-password STRIPE_API_KEY." in result.stderr
     assert SIGNING_NEW not in result.stderr
 
 

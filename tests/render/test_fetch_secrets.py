@@ -18,6 +18,7 @@ SIGNING_OLD, SIGNING_NEW = "a1" * 32, "b2" * 32
 EVENT_OLD, EVENT_NEW = "event-old-Kq3", "event-new-Zp9"
 APP_DB_PASSWORD, INNGEST_DB_PASSWORD = "app-pw-Tr7x", "inngest-pw-Yb2q"
 STRIPE = "sk_live_multi\nline"
+APP_DB_PASSWORD_NEW = "New-app-db-password-0123456789"
 
 
 def store() -> dict:
@@ -25,7 +26,7 @@ def store() -> dict:
     return {
         "acme-inngest-signing-key": {"versions": {"1": SIGNING_OLD, "2": SIGNING_NEW}, "aliases": rotated},
         "acme-inngest-event-key": {"versions": {"1": EVENT_OLD, "2": EVENT_NEW}, "aliases": rotated},
-        "acme-db-app-password": {"versions": {"1": APP_DB_PASSWORD}, "aliases": {"current": "1"}},
+        "acme-db-app-password": {"versions": {"1": APP_DB_PASSWORD, "2": APP_DB_PASSWORD_NEW}, "aliases": {"current": "1"}},
         "acme-db-inngest-password": {"versions": {"1": INNGEST_DB_PASSWORD}, "aliases": {"current": "1"}},
         # Never rotated: no alias yet, so the script must fall back to the version Pulumi created.
         "acme-app-stripe-api-key": {"versions": {"1": STRIPE}},
@@ -76,7 +77,9 @@ def test_fetches_every_service_file_by_alias_current(vm):
         "app/INNGEST_SIGNING_KEY": SIGNING_NEW,
         "app/STRIPE_API_KEY": STRIPE,
         "app/db-password": APP_DB_PASSWORD,
+        "app/db-user": "app",
         "inngest/db-password": INNGEST_DB_PASSWORD,
+        "inngest/db-user": "inngest",
         "inngest/event-key-1": EVENT_NEW,
         "inngest/signing-key": SIGNING_NEW,
     }
@@ -125,6 +128,25 @@ def test_rotation_overrides_add_the_fallback_and_a_second_event_key_then_drop_th
     tree = vm.tree()
     assert "app/INNGEST_SIGNING_KEY_FALLBACK" not in tree
     assert "inngest/event-key-2" not in tree
+
+
+def test_the_versions_file_moves_a_service_to_its_other_login_role_with_its_password(vm):
+    vm.choose("DB_APP_LOGIN=app_b\nDB_APP_PASSWORD=2\n")
+    result = vm.run()
+    assert result.returncode == 0, result.stderr
+    tree = vm.tree()
+    assert (tree["app/db-user"], tree["app/db-password"]) == ("app_b", APP_DB_PASSWORD_NEW)
+    # The other database is untouched: its owner role and `current`, as before two login roles.
+    assert (tree["inngest/db-user"], tree["inngest/db-password"]) == ("inngest", INNGEST_DB_PASSWORD)
+
+
+def test_a_login_role_of_another_database_is_refused(vm):
+    vm.choose("DB_APP_LOGIN=inngest_a\nDB_INNGEST_LOGIN=postgres\n")
+    result = vm.run()
+    assert result.returncode == 1
+    assert "line 1: DB_APP_LOGIN: 'inngest_a' is not one of the database's login roles" in result.stderr
+    assert "line 2: DB_INNGEST_LOGIN: 'postgres' is not one of the database's login roles" in result.stderr
+    assert vm.gcloud.calls() == []
 
 
 def test_server_can_keep_the_old_key_while_the_app_moves(vm):

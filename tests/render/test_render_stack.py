@@ -27,6 +27,7 @@ def test_renders_every_release_file_sorted_by_path(files):
         "app.env",
         "docker-compose.yml",
         "fetch-secrets.sh",
+        "server-ca.pem",
         "start-inngest.sh",
         "with-secrets.sh",
     }
@@ -52,6 +53,7 @@ def test_files_compose_sees_restart_nothing_and_mounted_files_restart_their_serv
         "with-secrets.sh": ("app",),
         "app-healthcheck.sh": ("app",),
         "start-inngest.sh": ("inngest",),
+        "server-ca.pem": ("app", "inngest"),
     }
 
 
@@ -80,7 +82,8 @@ def test_bad_inputs_are_all_reported_at_once(config, inputs):
     with pytest.raises(RenderError) as caught:
         render_stack(config, bad)
     text = str(caught.value)
-    assert len(caught.value.problems) == 5, text
+    assert len(caught.value.problems) == 6, text
+    assert "inputs.server_ca_pem: is not a PEM certificate" in text
     assert "inputs.project: 'Acme Web' is not a project id" in text
     assert "inputs.sql_private_ip: '<unknown>' is not an IP address" in text
     assert "inputs.secrets['inngest-event-key']: is missing" in text

@@ -35,6 +35,7 @@ from infra.config import parse_config
 from infra.keys import cli
 from infra.keys.database import DatabaseUsers
 from infra.keys.vm_commands import Endpoints
+from infra.plan.mocks import STAND_IN_SERVER_CA
 from infra.remote import ssh
 from infra.remote.vm import Vm, VmPaths, VmTools
 from infra.render import RenderInputs, SecretRef, render_stack
@@ -145,6 +146,23 @@ class RecordingDatabaseUsers:
         self.passwords[user] = password
 
 
+class RecordingDatabaseRoles:
+    """Recording fake of the edge that runs the login roles' SQL on the VM (tests only; the SQL itself
+    runs against a real PostgreSQL in tests/keys/test_db_roles_postgres.py)."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, str, str]] = []  # (service, owner, database)
+        self.fail_next = 0
+
+    def ensure(self, service: str, owner: str, database: str) -> None:
+        if self.fail_next:
+            self.fail_next -= 1
+            from infra.keys.database import DatabaseError
+
+            raise DatabaseError(f"injected failure of the roles SQL for {owner!r}")
+        self.calls.append((service, owner, database))
+
+
 @dataclass
 class KeysStack:
     root: Path  # the VM's root directory (VmPaths(root=...))
@@ -164,6 +182,7 @@ class KeysStack:
     on_step: object = None
     clock: object = None
     sleeps: list = field(default_factory=list)
+    roles: RecordingDatabaseRoles = field(default_factory=RecordingDatabaseRoles)
 
     _client: object = None
 
@@ -221,6 +240,7 @@ class KeysStack:
             secret_client=lambda outputs: self.client,
             ssh_target=lambda outputs: self.target,
             database_users=lambda outputs: self.database,
+            database_roles=lambda outputs, run: self.roles,
             operator=lambda: "ops@acme-example.com",
             connect=lambda target: ssh.connect(target, attempts=2, backoff=0.01),
             vm=self.vm,
@@ -335,7 +355,8 @@ def build_stack(sshd, work: Path) -> KeysStack:
                 "inngest-kit:app": {"image": "ghcr.io/acme/web:1.4.2", "command": ["node", "server.js"], "healthPath": "/healthz"},
             }
         )
-        files = render_stack(config, RenderInputs(PROJECT, "10.20.0.3", {logical: SecretRef(secret_id, "1") for logical, secret_id in SECRET_IDS.items()}))
+        secrets = {logical: SecretRef(secret_id, "1") for logical, secret_id in SECRET_IDS.items()}
+        files = render_stack(config, RenderInputs(PROJECT, "10.20.0.3", secrets, server_ca_pem=STAND_IN_SERVER_CA))
         release = Path(paths.release("r1"))
         for relative, content in files.items():
             target = release / relative
@@ -353,10 +374,18 @@ def build_stack(sshd, work: Path) -> KeysStack:
             vm=vm,
             endpoints=Endpoints(inngest_health=f"http://127.0.0.1:{port}/health", app_sync=f"http://127.0.0.1:{port}/api/inngest"),
             target=sshd.target(),
-            database=RecordingDatabaseUsers({naming.APP_DB_USER: INITIAL_VALUES[naming.DB_APP_PASSWORD], naming.INNGEST_DB_USER: INITIAL_VALUES[naming.DB_INNGEST_PASSWORD]}),
+            # As Pulumi leaves them: the owners with the first versions, the login roles with
+            # placeholders no secret holds.
+            database=RecordingDatabaseUsers(
+                {
+                    naming.APP_DB_USER: INITIAL_VALUES[naming.DB_APP_PASSWORD],
+                    naming.INNGEST_DB_USER: INITIAL_VALUES[naming.DB_INNGEST_PASSWORD],
+                    **{role: f"placeholder-{role}-0123456789" for owner in (naming.APP_DB_USER, naming.INNGEST_DB_USER) for role in naming.db_login_roles(owner)},
+                }
+            ),
             timeline_path=timeline,
             servers=[server],
-            outputs={"project": PROJECT, "secret_ids": dict(SECRET_IDS), "sql_connection_name": SQL_CONNECTION, "vm_name": f"{PREFIX}-vm", "zone": "us-central1-a"},
+            outputs={"project": PROJECT, "secret_ids": dict(SECRET_IDS), "sql_connection_name": SQL_CONNECTION, "sql_private_ip": "10.20.0.3", "vm_name": f"{PREFIX}-vm", "zone": "us-central1-a"},
         )
         stack_ref["stack"] = stack
         # The first deploy, as the systemd unit does it: every secret, then every service.
