@@ -162,6 +162,7 @@ def test_secrets_are_fetched_before_dockerd_starts_at_boot():
     assert "After=network-online.target" in secrets_unit and f"RequiresMountsFor={layout.DATA_MOUNT}" in secrets_unit
     unit = render_unit()
     assert f"After=docker.service network-online.target {layout.SECRETS_UNIT}" in unit
+    assert "Restart=on-failure" in unit  # compose up can collide with dockerd's own restarts at boot
     script = render_startup_script()
     assert secrets_unit.rstrip("\n") in script
     assert script.index(f"systemctl enable {layout.SECRETS_UNIT}") < script.index(f"systemctl enable {layout.SYSTEMD_UNIT}")

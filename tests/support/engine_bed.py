@@ -31,6 +31,7 @@ from infra import naming
 from infra.config import StackConfig, parse_config
 from infra.deploy.deploy import DeployResult, DeploySettings, DeployState, deploy
 from infra.keys import cli
+from infra.plan.mocks import STAND_IN_SERVER_CA
 from infra.remote import ssh
 from infra.remote.vm import Vm, VmTools
 from infra.render import (
@@ -126,7 +127,7 @@ class Bed:
     def files(self, config: StackConfig | None = None, *, caddyfile: str | None = None) -> dict[str, str]:
         config = config or bed_config()
         refs = {logical: SecretRef(secret_id, "1") for logical, secret_id in SECRET_IDS.items()}
-        files = render_stack(config, RenderInputs(PROJECT, "10.20.0.3", refs))
+        files = render_stack(config, RenderInputs(PROJECT, "10.20.0.3", refs, server_ca_pem=STAND_IN_SERVER_CA))
         files[CADDYFILE] = caddyfile if caddyfile is not None else local_caddyfile(config)
         if self.engine.api_version() < START_INTERVAL_API:
             files[COMPOSE_FILE] = without_start_interval(files[COMPOSE_FILE])

@@ -4,17 +4,20 @@ There is no systemd here, so this reads the units infra/startup.py renders and a
 rules of theirs that decide the boot order around dockerd: a unit with `Before=docker.service` has
 run when dockerd starts; a unit with `After=docker.service` runs once dockerd answers. A unit runs
 only if its `ConditionPathExists=` holds; then its ExecStartPre= and ExecStart= lines, in order, in
-its WorkingDirectory=, inside the VM namespace. Nothing else of systemd is modelled.
+its WorkingDirectory=, inside the VM namespace; with `Restart=on-failure`, a failed run starts again
+after RestartSec= (a few times at most). Nothing else of systemd is modelled.
 """
 
 from __future__ import annotations
 
 import shlex
+import time
 from dataclasses import dataclass
 
 from tests.support.engine import Engine
 
 DOCKER_UNIT = "docker.service"
+RESTART_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -58,11 +61,21 @@ def run_unit(engine: Engine, unit: Unit, env_prefix: tuple[str, ...]) -> list[st
         if engine.in_vm(["test", "-e", path], check=False).returncode != 0:
             return []
     directory = (unit.lines("Service.WorkingDirectory") or ["/"])[0]
-    ran = []
-    for command in [*unit.lines("Service.ExecStartPre"), *unit.lines("Service.ExecStart")]:
-        argv = shlex.split(command.lstrip("-"))
-        engine.in_vm(["sh", "-c", 'cd "$1" && shift && exec "$@"', "unit", directory, *env_prefix, *argv], timeout=300)
-        ran.append(command)
+    attempts = RESTART_ATTEMPTS if unit.values("Service.Restart") == ["on-failure"] else 1
+    delay = float((unit.values("Service.RestartSec") or ["0.1"])[0])
+    ran: list[str] = []
+    for attempt in range(1, attempts + 1):
+        try:
+            for command in [*unit.lines("Service.ExecStartPre"), *unit.lines("Service.ExecStart")]:
+                argv = shlex.split(command.lstrip("-"))
+                ran.append(command)
+                engine.in_vm(["sh", "-c", 'cd "$1" && shift && exec "$@"', "unit", directory, *env_prefix, *argv], timeout=300)
+            return ran
+        except RuntimeError:
+            if attempt == attempts:
+                raise
+            ran.append(f"(failed; restarting after {delay:g} s)")
+            time.sleep(delay)
     return ran
 
 
