@@ -23,9 +23,12 @@ from tests.support.engine_bed import build_bed
 
 
 def pytest_collection_modifyitems(items):
-    for item in items:
-        if "tests/engine/" in str(item.fspath):
-            item.add_marker(pytest.mark.engine)
+    """Marks the engine tests, and runs them last: the bed holds the VM's ports (80, 443, 127.0.0.1:8288
+    and 8290) from its first test to the end of the session, and other tests probe 8288."""
+    engine_items = [item for item in items if "tests/engine/" in str(item.fspath)]
+    for item in engine_items:
+        item.add_marker(pytest.mark.engine)
+    items[:] = [item for item in items if item not in engine_items] + engine_items
 
 
 @pytest.fixture(scope="session")
