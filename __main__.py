@@ -6,7 +6,7 @@ import pulumi
 
 from infra.config import ConfigError, parse_config
 from infra.program import build
-from infra.pulumi_config import read_app_secret_values, read_raw_config
+from infra.pulumi_config import read_app_secret_values, read_raw_config, read_registry_token
 
 try:
     config = parse_config(read_raw_config())
@@ -16,7 +16,7 @@ except ConfigError as error:
     sys.exit(2)
 
 try:
-    stack = build(config, read_app_secret_values())
+    stack = build(config, read_app_secret_values(), read_registry_token())
 except ConfigError as error:
     # What the program found reading an adopted Cloud SQL instance, before any registration.
     print("The stack cannot be built:\n" + "\n".join(f"  - {p}" for p in error.problems), file=sys.stderr)

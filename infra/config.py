@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from infra.images import artifact_repository, login_server
+
 NAMESPACE = "inngest-kit"
 
 # The first release whose Postgres pool flags are honoured (DESIGN.md, Inngest facts).
@@ -46,6 +48,7 @@ ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 VERSION_RE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]+)?(@sha256:[0-9a-f]{64})?$")
 INSTANCE_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,96}$")
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 # Names the kit sets itself in the app's environment; the user may not override them.
 RESERVED_APP_ENV = frozenset(
     {
@@ -100,10 +103,25 @@ class InngestConfig:
     postgres_max_idle_conns: int = 2
     cpus: float = 1.0
     memory_mb: int = 768
+    digest: str | None = None  # sha256:<hex> of the tag's image, pinned after the tag
 
     @property
     def image(self) -> str:
-        return f"inngest/inngest:{self.version}"
+        return f"inngest/inngest:{self.version}" + (f"@{self.digest}" if self.digest else "")
+
+
+@dataclass(frozen=True)
+class CaddyConfig:
+    cpus: float = 0.25
+    memory_mb: int = 128
+    digest: str | None = None
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    cpus: float = 0.5
+    memory_mb: int = 256
+    digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +136,9 @@ class AppConfig:
     expose_inngest_endpoint: bool = False
     cpus: float = 1.0
     memory_mb: int = 512
+    # A private registry other than Artifact Registry: the user `docker login` uses; the token is
+    # the secret config value `registryToken`, kept in Secret Manager (infra/images.py).
+    registry_username: str | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +153,8 @@ class StackConfig:
     vm: VmConfig = field(default_factory=VmConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     inngest: InngestConfig = field(default_factory=InngestConfig)
+    caddy: CaddyConfig = field(default_factory=CaddyConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
     ssh_source_ranges: tuple[str, ...] = ()
     ssh_via: str = "iap"
     ssh_user: str | None = None
@@ -234,6 +257,15 @@ def _parse_version(text: str) -> tuple[int, int, int] | None:
     return tuple(int(part) for part in match.groups()) if match else None  # type: ignore[return-value]
 
 
+def _digest(r: _Reader, section: Mapping[str, Any], where: str) -> str | None:
+    """An image digest to pin after the kit's tag, e.g. from `docker buildx imagetools inspect <image:tag>`."""
+    digest = r.text(section, "digest", where) or None
+    if digest is not None and not DIGEST_RE.match(digest):
+        r.fail(f"{where}.digest", f"{digest!r} is not an image digest", "give sha256: and 64 lower-case hex characters, as `docker buildx imagetools inspect` prints for the tag")
+        return None
+    return digest
+
+
 def parse_config(raw: Mapping[str, Any]) -> StackConfig:
     """Builds a StackConfig from the flat Pulumi config map, or raises ConfigError with every problem."""
     problems: list[str] = []
@@ -243,7 +275,7 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
     def key(name: str) -> str:
         return f"{ns}:{name}"
 
-    known_top = {"name", "domain", "acmeEmail", "vm", "database", "inngest", "app", "appSecrets", "sshSourceRanges", "sshVia", "sshUser"}
+    known_top = {"name", "domain", "acmeEmail", "vm", "database", "inngest", "caddy", "redis", "app", "appSecrets", "registryToken", "sshSourceRanges", "sshVia", "sshUser"}
     for full in sorted(raw):
         if full.startswith(ns + ":") and full.split(":", 1)[1] not in known_top:
             r.fail(full, "is not a known setting", f"remove it, or use one of: {', '.join(sorted(known_top))}")
@@ -321,7 +353,7 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
     )
 
     inngest_raw = r.section(raw, key("inngest"))
-    r.unknown_keys(inngest_raw, {"version", "postgresMaxOpenConns", "postgresMaxIdleConns", "cpus", "memoryMb"}, key("inngest"))
+    r.unknown_keys(inngest_raw, {"version", "postgresMaxOpenConns", "postgresMaxIdleConns", "cpus", "memoryMb", "digest"}, key("inngest"))
     inngest_version = r.text(inngest_raw, "version", key("inngest"), "v1.43.0") or ""
     parsed = _parse_version(inngest_version)
     minimum = "v" + ".".join(map(str, MIN_INNGEST_VERSION))
@@ -335,6 +367,21 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
         postgres_max_idle_conns=r.integer(inngest_raw, "postgresMaxIdleConns", 2, key("inngest"), 0, 1000),
         cpus=r.number(inngest_raw, "cpus", 1.0, key("inngest"), 0.1, 64),
         memory_mb=r.integer(inngest_raw, "memoryMb", 768, key("inngest"), 128, 262144),
+        digest=_digest(r, inngest_raw, key("inngest")),
+    )
+    caddy_raw = r.section(raw, key("caddy"))
+    r.unknown_keys(caddy_raw, {"cpus", "memoryMb", "digest"}, key("caddy"))
+    caddy = CaddyConfig(
+        cpus=r.number(caddy_raw, "cpus", 0.25, key("caddy"), 0.1, 64),
+        memory_mb=r.integer(caddy_raw, "memoryMb", 128, key("caddy"), 64, 262144),
+        digest=_digest(r, caddy_raw, key("caddy")),
+    )
+    redis_raw = r.section(raw, key("redis"))
+    r.unknown_keys(redis_raw, {"cpus", "memoryMb", "digest"}, key("redis"))
+    redis = RedisConfig(
+        cpus=r.number(redis_raw, "cpus", 0.5, key("redis"), 0.1, 64),
+        memory_mb=r.integer(redis_raw, "memoryMb", 256, key("redis"), 64, 262144),
+        digest=_digest(r, redis_raw, key("redis")),
     )
     if inngest.postgres_max_idle_conns > inngest.postgres_max_open_conns:
         r.fail(f"{key('inngest')}.postgresMaxIdleConns", f"{inngest.postgres_max_idle_conns} is above postgresMaxOpenConns ({inngest.postgres_max_open_conns})", "keep idle connections at or below the open limit")
@@ -392,6 +439,8 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
         vm=vm,
         database=database,
         inngest=inngest,
+        caddy=caddy,
+        redis=redis,
         ssh_source_ranges=tuple(ssh_ranges),
         ssh_via=ssh_via,
         ssh_user=ssh_user,
@@ -415,7 +464,7 @@ def _subnet_cidr(r: _Reader, vm_raw: Mapping[str, Any], where: str) -> str:
 def _parse_app(r: _Reader, raw: Mapping[str, Any], key) -> AppConfig | None:
     where = key("app")
     app_raw = r.section(raw, where)
-    r.unknown_keys(app_raw, {"image", "command", "port", "healthPath", "env", "dbPoolSize", "exposeInngestEndpoint", "cpus", "memoryMb"}, where)
+    r.unknown_keys(app_raw, {"image", "command", "port", "healthPath", "env", "dbPoolSize", "exposeInngestEndpoint", "cpus", "memoryMb", "registry"}, where)
     image = r.text(app_raw, "image", where) or ""
     if not image:
         r.fail(f"{where}.image", "is required", f"run `pulumi config set --path '{where.split(':')[1]}.image' ghcr.io/acme/web:1.4.2`")
@@ -459,6 +508,7 @@ def _parse_app(r: _Reader, raw: Mapping[str, Any], key) -> AppConfig | None:
                 r.fail(f"{key('appSecrets')}.{secret_name}", f"is also set as plain env {where}.env.{secret_name}", "keep it in one place only: secrets belong in appSecrets")
             else:
                 secret_names.append(str(secret_name))
+    registry_username = _parse_registry(r, raw, key, app_raw, image)
     if not command or not image:
         return None
     return AppConfig(
@@ -472,4 +522,25 @@ def _parse_app(r: _Reader, raw: Mapping[str, Any], key) -> AppConfig | None:
         expose_inngest_endpoint=r.boolean(app_raw, "exposeInngestEndpoint", False, where),
         cpus=r.number(app_raw, "cpus", 1.0, where, 0.1, 64),
         memory_mb=r.integer(app_raw, "memoryMb", 512, where, 64, 262144),
+        registry_username=registry_username,
     )
+
+
+def _parse_registry(r: _Reader, raw: Mapping[str, Any], key, app_raw: Mapping[str, Any], image: str) -> str | None:
+    """`app.registry.username` with the secret `registryToken`: both or neither, and neither for
+    Artifact Registry, which the VM reads with its own service account."""
+    where = f"{key('app')}.registry"
+    registry_raw = r.section(app_raw, "registry")
+    r.unknown_keys(registry_raw, {"username"}, where)
+    username = r.text(registry_raw, "username", where) or None
+    has_token = raw.get(key("registryToken")) not in (None, "")
+    if username is not None and not re.match(r"^[^\s:]{1,255}$", username):
+        r.fail(f"{where}.username", f"{username!r} is not a registry user name", "give the user name alone, with no spaces or colon")
+    if image and artifact_repository(image) is not None and (username or has_token):
+        r.fail(where, f"{image} is in Artifact Registry, which the VM reads with its own service account (no key, no token)", f"remove {where} and {key('registryToken')}")
+        return None
+    if username and not has_token:
+        r.fail(key("registryToken"), f"is required with {where}.username", f"run `pulumi config set --secret {key('registryToken')} <token>` with a read-only token for {login_server(image) if image else 'the registry'}")
+    elif has_token and not username:
+        r.fail(f"{where}.username", f"is required with {key('registryToken')}", f"run `pulumi config set --path '{where.split(':')[1]}.username' <user>`")
+    return username if has_token else None

@@ -9,7 +9,11 @@ REDIS_DIR = f"{DATA_MOUNT}/redis"
 CADDY_DATA_DIR = f"{DATA_MOUNT}/caddy/data"
 CADDY_CONFIG_DIR = f"{DATA_MOUNT}/caddy/config"
 AUDIT_LOG = f"{DATA_MOUNT}/audit.log"
-SECRETS_DIR = "/run/inngest-kit/secrets"  # tmpfs: secret values never touch a disk
+# tmpfs: secret values never touch a disk. Not below /run, which holds the host's runtime state
+# (sockets, the system bus): a container mounts its own directory of this tmpfs and nothing near it.
+SECRETS_DIR = "/var/lib/inngest-kit/secrets"
+# Docker's client config (DOCKER_CONFIG) for pulls: registry credentials, on the /run tmpfs.
+DOCKER_CONFIG_DIR = "/run/inngest-kit/docker"
 SYSTEMD_UNIT = "inngest-kit.service"
 SECRETS_UNIT = "inngest-kit-secrets.service"  # fills SECRETS_DIR at boot, before docker.service
 # Written last by the startup script: its version and completion time. Under /run, so a reboot clears it.

@@ -14,7 +14,10 @@ SIGNING_KEY = "inngest-signing-key"
 EVENT_KEY = "inngest-event-key"
 DB_APP_PASSWORD = "db-app-password"
 DB_INNGEST_PASSWORD = "db-inngest-password"
-KIT_SECRETS = (SIGNING_KEY, EVENT_KEY, DB_APP_PASSWORD, DB_INNGEST_PASSWORD)
+REDIS_PASSWORD = "redis-password"  # what Inngest logs in to Redis with
+KIT_SECRETS = (SIGNING_KEY, EVENT_KEY, DB_APP_PASSWORD, DB_INNGEST_PASSWORD, REDIS_PASSWORD)
+# The read token of a private registry (not Artifact Registry), when `app.registry` is set.
+REGISTRY_TOKEN = "registry-token"
 
 # The VM reads secret versions through these aliases, never through `latest`, which names the
 # newest *created* version even when it is disabled. The keys CLI moves them during a rotation.
@@ -64,4 +67,5 @@ def names_for(config: StackConfig) -> Names:
 
 def logical_secrets(config: StackConfig) -> tuple[str, ...]:
     """Every logical secret the stack holds, the kit's own first."""
-    return KIT_SECRETS + tuple(app_secret_logical(name) for name in config.app.secrets)
+    registry = (REGISTRY_TOKEN,) if config.app.registry_username else ()
+    return KIT_SECRETS + tuple(app_secret_logical(name) for name in config.app.secrets) + registry

@@ -13,13 +13,15 @@ import pulumi
 from infra import naming
 from infra.adopted import DatabaseReach, adopted_budget, choose_reach, new_instance_reach
 from infra.components.access import AccessArgs, OperatorAccess
-from infra.components.apis import ApisArgs, ProjectApis
+from infra.components.apis import ApisArgs, ProjectApis, api_dependencies, services_for
 from infra.components.database import Database, DatabaseArgs, read_adopted_instance
 from infra.components.network import Network, NetworkArgs
+from infra.components.registry import ImagePullAccess, ImagePullArgs
 from infra.components.secrets import Secrets, SecretsArgs
 from infra.components.vm import Vm, VmArgs, VmIdentity, VmIdentityArgs
 from infra.config import StackConfig
 from infra.deploy.provider import StackDeployment, StackDeploymentArgs
+from infra.images import artifact_repository
 from infra.remote.target import iap_proxy_command
 from infra.render import RenderInputs, SecretRef, render_stack
 from infra.startup import render_startup_script, startup_script_version
@@ -34,14 +36,16 @@ class Stack:
     database: Database
     vm: Vm
     access: OperatorAccess
+    pull_access: ImagePullAccess
     deployment: StackDeployment
     outputs: dict[str, pulumi.Input]
     reach: DatabaseReach
 
 
-def build(config: StackConfig, app_secret_values: dict[str, pulumi.Input[str]]) -> Stack:
+def build(config: StackConfig, app_secret_values: dict[str, pulumi.Input[str]], registry_token: pulumi.Input[str] | None = None) -> Stack:
     names = naming.names_for(config)
-    after_apis = lambda apis: pulumi.ResourceOptions(depends_on=apis.services)  # noqa: E731
+    # Each resource, children included, waits for the APIs it calls (infra/components/apis.py).
+    after_apis = lambda apis: pulumi.ResourceOptions(depends_on=apis.services, transformations=[api_dependencies(apis)])  # noqa: E731
     # An adopted instance is read first: its networking decides where the VM goes, and its real tier
     # the connection budget (infra/adopted.py). Raises ConfigError, naming the fix, before any registration.
     adopted = read_adopted_instance(config.project, config.database.existing_instance) if config.database.adopted else None
@@ -50,7 +54,7 @@ def build(config: StackConfig, app_secret_values: dict[str, pulumi.Input[str]]) 
         budget = adopted_budget(adopted, config.app.db_pool_size, config.inngest.postgres_max_open_conns)
     else:
         reach, budget = new_instance_reach(), config.connection_budget
-    apis = ProjectApis("apis", ApisArgs(project=config.project))
+    apis = ProjectApis("apis", ApisArgs(project=config.project, services=services_for(artifact_registry=artifact_repository(config.app.image) is not None)))
     network = Network(
         "network",
         NetworkArgs(
@@ -72,6 +76,7 @@ def build(config: StackConfig, app_secret_values: dict[str, pulumi.Input[str]]) 
             prefix=config.name,
             accessor_email=identity.email,
             app_secret_values=app_secret_values,
+            registry_token=registry_token if config.app.registry_username else None,
         ),
         opts=after_apis(apis),
     )
@@ -114,7 +119,8 @@ def build(config: StackConfig, app_secret_values: dict[str, pulumi.Input[str]]) 
         ),
         opts=after_apis(apis),
     )
-    deployment = _deployment(config, network, secrets, database, vm, access, reach)
+    pull_access = ImagePullAccess("image-pull", ImagePullArgs(images=(config.app.image,), vm_service_account_email=identity.email), opts=after_apis(apis))
+    deployment = _deployment(config, apis, network, secrets, database, vm, access, pull_access, reach)
     outputs: dict[str, pulumi.Input] = {
         "project": config.project,
         "zone": config.zone,
@@ -132,7 +138,7 @@ def build(config: StackConfig, app_secret_values: dict[str, pulumi.Input[str]]) 
         "ssh_private_key": access.private_key,
         "release_id": deployment.release_id,
     }
-    return Stack(apis, network, identity, secrets, database, vm, access, deployment, outputs, reach)
+    return Stack(apis, network, identity, secrets, database, vm, access, pull_access, deployment, outputs, reach)
 
 
 def release_files(
@@ -157,10 +163,19 @@ def release_files(
 
 
 def _deployment(
-    config: StackConfig, network: Network, secrets: Secrets, database: Database, vm: Vm, access: OperatorAccess, reach: DatabaseReach
+    config: StackConfig,
+    apis: ProjectApis,
+    network: Network,
+    secrets: Secrets,
+    database: Database,
+    vm: Vm,
+    access: OperatorAccess,
+    pull_access: ImagePullAccess,
+    reach: DatabaseReach,
 ) -> StackDeployment:
     """The Compose stack pushed over SSH. It waits for everything the running stack touches: the VM,
-    the database objects, the secrets the VM reads, and the deploy identity's key and roles."""
+    the database objects, the secrets the VM reads, the image read grants, and the deploy identity's
+    key and roles."""
     files = pulumi.Output.all(
         database.private_ip, pulumi.Output.all(**secrets.secret_ids), pulumi.Output.all(**secrets.initial_versions), database.server_ca_pem
     ).apply(lambda values: release_files(config, values[0], values[1], values[2], values[3], reach.proxy_instance, reach.proxy_private_ip))
@@ -190,6 +205,8 @@ def _deployment(
                 access.os_admin,
                 access.tunnel,
                 access.act_as,
-            ]
+                *pull_access.readers,
+            ],
+            transformations=[api_dependencies(apis)],
         ),
     )

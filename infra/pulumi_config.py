@@ -13,6 +13,7 @@ from infra.config import NAMESPACE
 GCP_KEYS = ("project", "region", "zone")
 KIT_KEYS = ("name", "domain", "acmeEmail", "vm", "database", "inngest", "app", "sshSourceRanges", "sshVia", "sshUser")
 APP_SECRETS = "appSecrets"
+REGISTRY_TOKEN = "registryToken"
 
 
 def _value(text: str | None) -> Any:
@@ -42,7 +43,14 @@ def read_raw_config() -> dict[str, Any]:
         if value is not None:
             raw[f"{NAMESPACE}:{key}"] = value
     raw[f"{NAMESPACE}:{APP_SECRETS}"] = {name: "[secret]" for name in _app_secret_names()}
+    if get_config(f"{NAMESPACE}:{REGISTRY_TOKEN}"):
+        raw[f"{NAMESPACE}:{REGISTRY_TOKEN}"] = "[secret]"  # validation needs only whether it is set
     return raw
+
+
+def read_registry_token() -> pulumi.Output[str] | None:
+    """The private registry's read token (`pulumi config set --secret registryToken`), as a secret output."""
+    return pulumi.Config(NAMESPACE).get_secret(REGISTRY_TOKEN)
 
 
 def read_app_secret_values() -> dict[str, pulumi.Output[str]]:

@@ -11,6 +11,7 @@ the values itself at stack start (fetch-secrets.sh), into a tmpfs.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import shlex
 import ssl
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import jinja2
 
-from infra import layout, naming
+from infra import images, layout, naming
 from infra.config import StackConfig
 from infra.sql_proxy import CONNECTION_NAME_RE, PROXY_PORT, PROXY_SERVICE
 
@@ -34,11 +35,12 @@ FETCH_SECRETS = "fetch-secrets.sh"
 APP_WRAPPER = "with-secrets.sh"
 APP_HEALTHCHECK = "app-healthcheck.sh"
 INNGEST_START = "start-inngest.sh"
+REGISTRY_LOGIN = "registry-login.sh"
 # The Cloud SQL instance's server CA (public, not secret), mounted into the app and Inngest so that
 # their drivers verify the server: absent when the stack reaches the database through the Auth Proxy.
 SERVER_CA_FILE = "server-ca.pem"
 
-EXECUTABLE_FILES: frozenset[str] = frozenset({FETCH_SECRETS, APP_WRAPPER, APP_HEALTHCHECK, INNGEST_START})
+EXECUTABLE_FILES: frozenset[str] = frozenset({FETCH_SECRETS, APP_WRAPPER, APP_HEALTHCHECK, INNGEST_START, REGISTRY_LOGIN})
 
 # Files whose content compose cannot see (they are bind-mounted, or run inside a container), mapped
 # to the services that must be restarted to pick up a new version. The compose file and the env
@@ -52,6 +54,7 @@ _RESTARTED_BY: dict[str, tuple[str, ...]] = {
     APP_WRAPPER: ("app",),
     APP_HEALTHCHECK: ("app",),
     INNGEST_START: ("inngest",),
+    REGISTRY_LOGIN: (),  # runs on the host before each pull
     SERVER_CA_FILE: ("app", "inngest"),
 }
 
@@ -79,11 +82,47 @@ SQL_PORT = 5432
 CADDY_IMAGE = "caddy:2.11.7-alpine"
 REDIS_IMAGE = "redis:7.4.6-alpine"
 
+# The official alpine image's redis user (docker-library/redis, Dockerfile: `addgroup -S -g 1000
+# redis; adduser -S -G redis -u 999 redis`). The container runs as it, with no capability.
+REDIS_UID = 999
+REDIS_GID = 1000
+REDIS_ACL_FILE = "users.acl"
+REDIS_PASSWORD_FILE = "redis-password"  # in inngest's secrets directory
+REDIS_HEALTH_USER = "healthcheck"  # may only PING; has no password
+
+
+def redis_maxmemory_mb(memory_mb: int) -> int:
+    """Half the container's limit. An AOF rewrite forks, and while the child writes the snapshot every
+    page the parent changes is copied (copy-on-write); under a steady write load that can approach the
+    whole data set. Client output buffers and the AOF buffer also sit outside maxmemory. At half the
+    limit a full copy still fits, so the kernel's OOM killer never takes the queue; noeviction then
+    refuses writes past maxmemory instead of dropping keys."""
+    return memory_mb // 2
+
+
 INNGEST_API_PATH = "/api/inngest"
 # Paths the Inngest server answers on port 8288 (dashboard API, GraphQL without auth, pprof,
 # metrics, the event intake). The edge never proxies to Inngest, but it also refuses these paths
 # outright, so that no later change to the proxy and no app route with the same name exposes them.
 INNGEST_SERVER_PATHS = ("/v0", "/v0/*", "/debug", "/debug/*", "/metrics", "/metrics/*", "/e", "/e/*")
+
+# Request headers the edge removes: a client could set them to pose as another address, host or URL,
+# and apps, frameworks and middleware read them (X-Original-URL and X-Rewrite-URL are how IIS-style
+# rewrites pass the URL, and some frameworks route by them). Caddy itself replaces X-Forwarded-For,
+# -Proto and -Host and sets X-Real-IP (templates/Caddyfile.j2).
+STRIPPED_REQUEST_HEADERS = (
+    "Forwarded",
+    "X-Original-URL",
+    "X-Rewrite-URL",
+    "X-Original-Host",
+    "X-Forwarded-Server",
+    "X-Forwarded-Port",
+    "X-Forwarded-Prefix",
+    "X-Host",
+    "X-Client-IP",
+    "True-Client-IP",
+    "X-Cluster-Client-IP",
+)
 
 SECRET_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 VERSION_NUMBER_RE = re.compile(r"^[1-9][0-9]*$")
@@ -155,6 +194,7 @@ def render_stack(config: StackConfig, inputs: RenderInputs) -> dict[str, str]:
         APP_WRAPPER: _render(APP_WRAPPER, **_app_wrapper_context(config, inputs)),
         APP_HEALTHCHECK: _render(APP_HEALTHCHECK, url=f"http://127.0.0.1:{config.app.port}{config.app.health_path}"),
         INNGEST_START: _render(INNGEST_START, **_inngest_start_context(config, inputs)),
+        REGISTRY_LOGIN: _render(REGISTRY_LOGIN, **_registry_login_context(config, inputs)),
     }
     if not inputs.sql_proxy_instance:
         files[SERVER_CA_FILE] = inputs.server_ca_pem
@@ -173,6 +213,7 @@ def render_caddyfile(config: StackConfig, sites: CaddySites | None = None) -> st
         blocked_paths=blocked,
         sync_paths=(INNGEST_API_PATH, _path_only(config.app.health_path)),
         sync_port=SYNC_PORT,
+        stripped_headers=STRIPPED_REQUEST_HEADERS,
     )
 
 
@@ -245,6 +286,13 @@ def _fetch_secrets_context(config: StackConfig, inputs: RenderInputs) -> dict:
         "event_key": refs[naming.EVENT_KEY],
         "app_db": _db_login_context("DB_APP_LOGIN", naming.APP_DB_USER, refs[naming.DB_APP_PASSWORD]),
         "inngest_db": _db_login_context("DB_INNGEST_LOGIN", naming.INNGEST_DB_USER, refs[naming.DB_INNGEST_PASSWORD]),
+        "redis_password": refs[naming.REDIS_PASSWORD],
+        "redis_password_file": REDIS_PASSWORD_FILE,
+        "redis_acl_file": REDIS_ACL_FILE,
+        "redis_health_user": REDIS_HEALTH_USER,
+        "redis_uid": REDIS_UID,
+        "redis_gid": REDIS_GID,
+        "redis_data_dir": layout.REDIS_DIR,
         "app_secrets": app_secrets,
         # A `case` pattern of every SLOT:role pair a versions file may hold (roles are [a-z0-9_]).
         "db_login_patterns": " | ".join(
@@ -273,10 +321,29 @@ def _inngest_start_context(config: StackConfig, inputs: RenderInputs) -> dict:
         "secrets_dir": CONTAINER_SECRETS_DIR,
         "port": layout.INNGEST_PORT,
         "sdk_url": f"http://app:{config.app.port}{INNGEST_API_PATH}",
-        "redis_uri": "redis://redis:6379",
+        # Passwords are URL-safe (infra/keys/values.py); `default` is the Redis user of the ACL file.
+        "redis_uri": "redis://default:${redis_password}@redis:6379",
+        "redis_password_file": REDIS_PASSWORD_FILE,
         "postgres_uri": database_url("${db_user}", "${db_password}", inputs, naming.INNGEST_DB_NAME),
         "max_open_conns": config.inngest.postgres_max_open_conns,
         "max_idle_conns": config.inngest.postgres_max_idle_conns,
+    }
+
+
+def _registry_login_context(config: StackConfig, inputs: RenderInputs) -> dict:
+    repository = images.artifact_repository(config.app.image)
+    helpers = {repository.host: images.CREDENTIAL_HELPER} if repository else {}
+    login = None
+    if config.app.registry_username:
+        login = {"server": images.login_server(config.app.image), "username": config.app.registry_username, "token": inputs.secrets[naming.REGISTRY_TOKEN]}
+    return {
+        "project": inputs.project,
+        "docker_config_dir": layout.DOCKER_CONFIG_DIR,
+        "unit_name": layout.SYSTEMD_UNIT,
+        "helper": images.CREDENTIAL_HELPER,
+        "config_json": json.dumps({"credHelpers": helpers}, indent=1, sort_keys=True),
+        "helper_hosts": sorted(helpers),
+        "login": login,
     }
 
 

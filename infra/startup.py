@@ -10,12 +10,16 @@ import jinja2
 import yaml
 
 from infra import layout
+from infra.images import CREDENTIAL_HELPER
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 # Pinned Docker Engine and compose plugin (Docker's Debian 12 "bookworm" repository).
 DOCKER_VERSION = "5:28.5.2-1~debian.12~bookworm"
 COMPOSE_VERSION = "2.40.3-1~debian.12~bookworm"
+
+# docker looks a helper named in `credHelpers` up as docker-credential-<name> on PATH.
+CREDENTIAL_HELPER_NAME = f"docker-credential-{CREDENTIAL_HELPER}"
 
 DAEMON_CONFIG = {
     # Containers keep running while dockerd restarts (e.g. an unattended security upgrade).
@@ -66,6 +70,7 @@ def render_unit() -> str:
         current=layout.CURRENT_LINK,
         compose_project=layout.COMPOSE_PROJECT,
         secrets_unit=layout.SECRETS_UNIT,
+        docker_config_dir=layout.DOCKER_CONFIG_DIR,
     )
 
 
@@ -91,7 +96,14 @@ def _render(version: str) -> str:
         unit=render_unit().rstrip("\n"),
         secrets_unit_name=layout.SECRETS_UNIT,
         secrets_unit=render_secrets_unit().rstrip("\n"),
+        credential_helper_name=CREDENTIAL_HELPER_NAME,
+        credential_helper=credential_helper().rstrip("\n"),
     )
+
+
+def credential_helper() -> str:
+    """The Docker credential helper for Artifact Registry (templates/docker-credential-gce-metadata.sh)."""
+    return (TEMPLATES / f"{CREDENTIAL_HELPER_NAME}.sh").read_text()
 
 
 def startup_script_version() -> str:

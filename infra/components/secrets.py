@@ -1,4 +1,4 @@
-"""Secret Manager secrets for the Inngest keys, the database passwords and the app's secrets.
+"""Secret Manager secrets for the Inngest keys, the database and Redis passwords and the app's secrets.
 
 Pulumi creates each secret and its first version, then hands the version lifecycle to the keys
 CLI: a rotation adds versions, moves the `current`/`previous` aliases, writes audit annotations
@@ -39,6 +39,7 @@ class SecretsArgs:
     accessor_email: pulumi.Input[str]  # the VM's service account
     app_secret_values: dict[str, pulumi.Input[str]] = field(default_factory=dict)  # ENV_NAME -> value
     rotation_period_days: int = ROTATION_PERIOD_DAYS
+    registry_token: pulumi.Input[str] | None = None  # a private registry's read token (infra/images.py)
 
 
 @dataclass
@@ -83,6 +84,9 @@ class Secrets(pulumi.ComponentResource):
         for env_name, value in sorted(args.app_secret_values.items()):
             logical = naming.app_secret_logical(env_name)
             self.managed[logical] = self._secret(args, logical, value, rotate=False, app=True)
+        if args.registry_token is not None:
+            # The user's token, like an app secret: a new value in the stack config makes a new version.
+            self.managed[naming.REGISTRY_TOKEN] = self._secret(args, naming.REGISTRY_TOKEN, args.registry_token, rotate=False, app=True)
         self.secret_ids = {logical: m.secret.secret_id for logical, m in self.managed.items()}
         self.initial_versions = {logical: m.version.version for logical, m in self.managed.items()}
         self.register_outputs({"secret_ids": self.secret_ids})
@@ -101,7 +105,7 @@ class Secrets(pulumi.ComponentResource):
         # The event key travels in the URL (POST /e/{key}) and in comma-separated lists: letters and
         # digits only, as the keys CLI generates them (infra/keys/values.py).
         event = generated(naming.EVENT_KEY, length=EVENT_KEY_LENGTH, special=False)
-        passwords = {logical: self._password(logical, child) for logical in (naming.DB_APP_PASSWORD, naming.DB_INNGEST_PASSWORD)}
+        passwords = {logical: self._password(logical, child) for logical in (naming.DB_APP_PASSWORD, naming.DB_INNGEST_PASSWORD, naming.REDIS_PASSWORD)}
         return {naming.SIGNING_KEY: signing, naming.EVENT_KEY: event, **passwords}
 
     @staticmethod

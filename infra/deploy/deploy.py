@@ -2,9 +2,11 @@
 
 The steps are the builders in `infra/remote/commands.py`, run in order:
 read the live manifest -> build the new release dir (copy the unchanged files, upload the changed
-ones, manifest last) -> switch `current` -> fetch secrets -> `compose up` -> recreate what compose
-cannot see -> wait for health -> sync the app with Inngest -> point `previous` at the old release.
-Any failure after the switch switches back and brings the old release up again.
+ones, manifest last) -> pull the images not on the VM yet -> switch `current` -> fetch secrets ->
+`compose up` -> recreate what compose cannot see -> wait for health -> sync the app with Inngest ->
+point `previous` at the old release.
+A failed pull stops the deploy with nothing live changed. Any failure after the switch switches
+back and brings the old release up again.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Protocol
 
 from infra.deploy import health
 from infra.deploy.release import ReleasePlan, RestartedBy, manifest_document, parse_manifest, plan_release, sha256_hex
+from infra.images import compose_images, pull_fix
 from infra.ops.audit import entry as audit_entry
 from infra.ops.commands import audit_append
 from infra.remote import commands
@@ -121,9 +124,11 @@ def deploy(
             # converge by bringing it up, recreating only what the run that switched to it left
             # pending (nothing, when that run completed).
             recreate = _pending_recreate(session, context, plan.release_id)
+            _pull_images(session, context, vm.paths.current, files, plan)
             _bring_up(session, context, recreate)
             return DeployResult(plan.release_id, plan.manifest, plan.previous_release_id, (), recreate, drift)
         uploaded = _build_release(session, vm, plan, files, owner, executable_files)
+        _pull_images(session, context, vm.paths.release(plan.release_id), files, plan)
         if plan.recreate:
             line = " ".join((plan.release_id, *plan.recreate)) + "\n"
             session.run(commands.write_pending_recreate(vm), stdin=line.encode(), timeout=settings.command_timeout)
@@ -172,6 +177,32 @@ def _build_release(session: RemoteSession, vm: Vm, plan: ReleasePlan, files: Map
     # Last: a release without its manifest is never switched to.
     session.upload(f"{release_dir}/{MANIFEST_FILE}", manifest)
     return to_upload
+
+
+def _pull_images(session: RemoteSession, context: _Context, release_dir: str, files: Mapping[str, str], plan: ReleasePlan) -> None:
+    """Every image of the release onto the VM while the live release is untouched, so that a bad
+    reference or a registry the VM cannot authenticate to stops the deploy before anything moves."""
+    images = compose_images(files.get(commands.COMPOSE_FILE, ""))
+    if not images:
+        return
+    result = session.run(commands.pull_images(context.vm, release_dir, images), check=False, timeout=context.settings.command_timeout)
+    if result.exit_status == 0:
+        return
+    stderr = result.stderr.strip()
+    failed = [line[len(commands.PULL_FAILED):] for line in stderr.splitlines() if line.startswith(commands.PULL_FAILED)]
+    reason = "\n".join(line for line in stderr.splitlines() if not line.startswith(commands.PULL_FAILED)) or f"exit status {result.exit_status}"
+    if failed:
+        what = f"image {failed[-1]} could not be pulled on the VM: {reason}\nFix: {pull_fix(failed[-1])}."
+    elif result.exit_status == commands.REGISTRY_LOGIN_FAILED_STATUS:
+        what = f"the registry login for the release's images failed: {reason}"
+    else:
+        what = f"pulling the release's images ({', '.join(images)}) failed: {reason}"
+    live = f"Release {plan.previous_release_id} is still current and running" if plan.previous_release_id else "Nothing was live before, and nothing was started"
+    raise DeployError(
+        f"deploy of release {plan.release_id} stopped before switching to it: {what}\n{live}; run `pulumi up` again after the fix.",
+        release_id=plan.release_id,
+        rolled_back_to=plan.previous_release_id,
+    )
 
 
 def _bring_up(session: RemoteSession, context: _Context, recreate: tuple[str, ...]) -> None:

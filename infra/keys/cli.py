@@ -197,7 +197,7 @@ def register(subparsers, *, environment: Callable[[], Environment] = default_env
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    rotate.add_argument("kind", choices=(*KINDS, "all"), help="signing (Inngest signing key), event (event key), db (both database passwords), or all")
+    rotate.add_argument("kind", choices=(*KINDS, "all"), help="signing (Inngest signing key), event (event key), db (both database passwords), redis (Redis password), or all")
     _common(rotate)
     rotate.add_argument("--dry-run", action="store_true", help="print the steps it would take, change nothing")
     rotate.add_argument("--yes", action="store_true", help="do not ask for confirmation (needed without a terminal)")

@@ -9,6 +9,8 @@ database's owner when missing, as before two login roles existed; infra/keys/db_
 The app and the server share INNGEST_SIGNING_KEY: `fetch-secrets.sh SERVICE` refreshes one service's
 files, so between two restarts the services may hold different versions, and that is how a rotation
 moves them one at a time. A database password moves with its login role (DB_*_PASSWORD with DB_*_LOGIN).
+Redis's password works like the event key: REDIS_PASSWORDS lists every password Redis accepts (a
+comma-separated list, default REDIS_PASSWORD), REDIS_PASSWORD is the one the server logs in with.
 The CLI writes explicit numbers, so that moving an alias changes nothing on the VM by itself.
 """
 
@@ -27,6 +29,7 @@ INITIAL_VERSION = 1  # what the Pulumi program creates, read while no `current` 
 ENABLED, DISABLED, DESTROYED = "ENABLED", "DISABLED", "DESTROYED"
 
 APP, INNGEST = "app", "inngest"  # Compose service names
+REDIS = "redis"
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ SLOTS = (
     Slot("DB_APP_PASSWORD", naming.DB_APP_PASSWORD, (APP,)),
     Slot("DB_INNGEST_LOGIN", naming.DB_INNGEST_PASSWORD, (INNGEST,), login_of=naming.INNGEST_DB_USER),
     Slot("DB_INNGEST_PASSWORD", naming.DB_INNGEST_PASSWORD, (INNGEST,)),
+    Slot("REDIS_PASSWORD", naming.REDIS_PASSWORD, (INNGEST,)),
+    Slot("REDIS_PASSWORDS", naming.REDIS_PASSWORD, (REDIS,), multiple=True),
 )
 # Per database password secret: its login slot and its version slot.
 DB_SLOTS = {
@@ -64,6 +69,7 @@ DB_SLOTS = {
 }
 SLOT_BY_NAME = {slot.name: slot for slot in SLOTS}
 EVENT_KEYS_DEFAULT_FROM = "INNGEST_EVENT_KEY"
+REDIS_PASSWORDS_DEFAULT_FROM = "REDIS_PASSWORD"
 
 # slot name -> version numbers, in order (for INNGEST_EVENT_KEYS: the older key first); for a
 # login slot, a one-element tuple holding the role name
@@ -156,6 +162,8 @@ def resolve_versions_file(text: str | None, secrets: Mapping[str, SecretState]) 
     pinned = text is not None and all(slot.name in raw for slot in SLOTS if not slot.optional)
     if "INNGEST_EVENT_KEYS" not in raw and EVENT_KEYS_DEFAULT_FROM in raw:
         raw["INNGEST_EVENT_KEYS"] = raw[EVENT_KEYS_DEFAULT_FROM]
+    if "REDIS_PASSWORDS" not in raw and REDIS_PASSWORDS_DEFAULT_FROM in raw:
+        raw["REDIS_PASSWORDS"] = raw[REDIS_PASSWORDS_DEFAULT_FROM]
     for slot in SLOTS:
         value = raw.get(slot.name, slot.default())
         if slot.login_of:

@@ -16,13 +16,14 @@ from datetime import datetime, timedelta
 from infra import naming
 from infra.keys import db_roles
 from infra.keys.durations import format_duration
-from infra.keys.model import APP, DB_SLOTS, INNGEST, SecretState, VmVersions
+from infra.keys.model import APP, DB_SLOTS, INNGEST, REDIS, SecretState, VmVersions
 
-KINDS = ("signing", "event", "db")
+KINDS = ("signing", "event", "db", "redis")
 SECRETS_OF_KIND = {
     "signing": (naming.SIGNING_KEY,),
     "event": (naming.EVENT_KEY,),
     "db": (naming.DB_APP_PASSWORD, naming.DB_INNGEST_PASSWORD),
+    "redis": (naming.REDIS_PASSWORD,),
 }
 GRACE_ANNOTATION = "kit-fallback-until"  # on the signing key's secret: when the app may drop the old key
 # Set on each secret of a command's scope when it starts (the `current` version then), removed when
@@ -338,6 +339,50 @@ def plan_db(state: SecretState, live: VmVersions, *, resume: bool) -> list[Step]
     return steps
 
 
+def plan_redis(state: SecretState, live: VmVersions, *, resume: bool) -> list[Step]:
+    """Redis's password, the event key's way round: Redis accepts both (a Redis ACL user holds several
+    passwords, reloaded with ACL LOAD, no restart), the server moves to the new one, Redis drops the old."""
+    used, accepted = live["REDIS_PASSWORD"][0], live["REDIS_PASSWORDS"]
+    steps: list[Step] = []
+    aliases_moved = False
+    if accepted == (used,):
+        finishing = _finishing(state, used)
+        if not finishing and used == state.current and rotated_in_this_run(state):
+            return []
+        if finishing:
+            (old, aliases_moved), new, stage = finishing, used, 3
+        else:
+            old, stage = used, 0
+            new = _start(state, old, "redis", steps)
+    elif len(accepted) == 2 and used == accepted[0]:  # the file lists the older password first
+        (old, new), stage = accepted, 1
+    elif len(accepted) == 2 and used == accepted[1]:
+        (old, new), stage = accepted, 2
+    else:
+        raise PlanError(
+            f"the VM's versions file has the server logging in to Redis with v{used} while Redis accepts "
+            f"{', '.join(f'v{n}' for n in accepted)}; not a state a rotation produces. Set REDIS_PASSWORDS by hand "
+            "so it includes REDIS_PASSWORD, then rerun"
+        )
+    shown = ("REDIS_PASSWORD", "REDIS_PASSWORDS")
+    c0 = _with(live, REDIS_PASSWORD=(old,), REDIS_PASSWORDS=(old,))
+    c1 = _with(c0, REDIS_PASSWORDS=(old, new))
+    c2 = _with(c1, REDIS_PASSWORD=(new,))
+    c3 = _with(c2, REDIS_PASSWORDS=(new,))
+    staged = [
+        (1, ApplyVersions(REDIS, c1, c0, shown, "Redis accepts both passwords", check_sync=False)),
+        (2, ApplyVersions(INNGEST, c2, c1, shown, "server logs in to Redis with the new password")),
+        (3, ApplyVersions(REDIS, c3, c2, shown, "Redis accepts only the new password", check_sync=False)),
+    ]
+    for index, step in staged:
+        if index > stage or (index == stage and resume and not aliases_moved):
+            steps.append(step)
+    if not aliases_moved:
+        steps.append(MoveAliases(naming.REDIS_PASSWORD, new, old))
+    steps.append(DisableVersion(naming.REDIS_PASSWORD, old))
+    return steps
+
+
 def plan_kind(kind: str, secrets: Mapping[str, SecretState], live: VmVersions, *, now: datetime, grace: timedelta, resume: bool) -> list[Step]:
     """Every remaining step to rotate one kind of key, from the observed state."""
     if kind == "signing":
@@ -353,6 +398,8 @@ def plan_kind(kind: str, secrets: Mapping[str, SecretState], live: VmVersions, *
             planned = plan_db(secrets[logical], after, resume=resume)
             after = next((dict(step.versions) for step in reversed(planned) if isinstance(step, ApplyVersions)), after)
             steps += planned
+    elif kind == "redis":
+        steps = plan_redis(secrets[naming.REDIS_PASSWORD], live, resume=resume)
     else:
         raise PlanError(f"unknown key kind {kind!r}; use one of {', '.join(KINDS)}")
     rotated = {step.logical for step in steps if isinstance(step, DisableVersion)}

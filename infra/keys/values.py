@@ -59,7 +59,7 @@ def value_problem(kind: str, value: str) -> str | None:
             return "contains characters other than letters and digits (it travels in URLs and comma-separated lists)"
         if len(value) < 32:
             return "is shorter than 32 characters"
-    elif kind == "db":
+    elif kind in ("db", "redis"):
         if len(value) < 16 or len(value) > 128:
             return "must be 16 to 128 characters long"
         if any(ch not in ALNUM + PASSWORD_SYMBOLS for ch in value):
@@ -67,4 +67,5 @@ def value_problem(kind: str, value: str) -> str | None:
     return None
 
 
-GENERATORS: dict[str, Callable[[], str]] = {"signing": new_signing_key, "event": new_event_key, "db": new_db_password}
+# Redis's password goes into inngest's --redis-uri, so it needs the same URL-safe alphabet.
+GENERATORS: dict[str, Callable[[], str]] = {"signing": new_signing_key, "event": new_event_key, "db": new_db_password, "redis": new_db_password}

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from infra import layout
-from infra.keys.model import VERSIONS_FILE_NAME
+from infra.keys.model import INNGEST, REDIS, VERSIONS_FILE_NAME
 from infra.ops.commands import compose
 from infra.remote.vm import Vm
+from infra.render import REDIS_PASSWORD_FILE
 
 FETCH_SECRETS = "fetch-secrets.sh"  # in the release directory, rendered from templates/fetch-secrets.sh.j2
 
@@ -56,10 +57,31 @@ mv -f "$file.new" "$file"
 """
 
 
+# Redis is not restarted (every queue command would fail meanwhile): after fetch-secrets.sh rewrote its
+# ACL file, ACL LOAD rereads it. redis-cli runs inside the Redis container and authenticates with the
+# password the server uses now, accepted before and after the reload; it reaches redis-cli on stdin
+# through printf, a shell builtin, so no command line holds it.
+APPLY_REDIS_SCRIPT = """set -eu
+file=$1 fetch=$2 password_file=$3
+shift 3
+cat >"$file.new"
+mv -f "$file.new" "$file"
+"$fetch" redis
+reply=$({ printf 'AUTH default %s\\n' "$(cat "$password_file")"; echo 'ACL LOAD'; } | "$@" exec -T redis redis-cli)
+if [ "$reply" != "$(printf 'OK\\nOK')" ]; then
+	echo "apply-versions: Redis did not reload its ACL file: $(echo "$reply" | grep -v '^OK$' | head -n 1)" >&2
+	exit 1
+fi
+"""
+
+
 def apply_versions(vm: Vm, service: str) -> list[str]:
     """Send the new versions file as stdin. --force-recreate: the compose model is unchanged, only the
     secret files under it are new; --no-deps: restart this one service, never its neighbours."""
     compose_prefix = compose(vm)
+    if service == REDIS:
+        password_file = f"{vm.paths.secrets}/{INNGEST}/{REDIS_PASSWORD_FILE}"
+        return [*vm.tools.sudo, "sh", "-c", APPLY_REDIS_SCRIPT, "apply-versions", versions_file(vm), f"{vm.paths.current}/{FETCH_SECRETS}", password_file, *compose_prefix]
     return [*vm.tools.sudo, "sh", "-c", APPLY_SCRIPT, "apply-versions", versions_file(vm), f"{vm.paths.current}/{FETCH_SECRETS}", service, *compose_prefix]
 
 

@@ -169,7 +169,8 @@ def _run_program(stack, config, masked, secret_keys, app_secret_values, adopted_
 
     async def run():
         secret_inputs = {name: pulumi.Output.secret(value) for name, value in app_secret_values.items()}
-        built = build(config, secret_inputs)
+        # The registry token is a secret config value the plan never decrypts.
+        built = build(config, secret_inputs, pulumi.Output.secret(SECRET) if config.app.registry_username else None)
         for key, value in built.outputs.items():
             output = pulumi.Output.from_input(value)
             holder[key] = (await output.is_secret(), await output.future())

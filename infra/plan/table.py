@@ -29,6 +29,7 @@ KEY_SETTINGS = {
     "gcp:iap/tunnelInstanceIAMMember:TunnelInstanceIAMMember": ["role", "member"],
     "gcp:serviceaccount/iAMMember:IAMMember": ["role", "member"],
     "gcp:oslogin/sshPublicKey:SshPublicKey": ["user"],
+    "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember": ["project", "location", "repository", "role", "member"],
     "pulumi-python:dynamic/inngest-kit:StackDeployment": ["host", "user", "proxy_command", "host_key_source"],
 }
 

@@ -153,6 +153,41 @@ def switch_link(vm: Vm, target: str, link: str) -> list[str]:
     return [*vm.tools.sudo, "sh", "-c", SWITCH_LINK_SCRIPT, "switch-link", target, link]
 
 
+# Run as root before `current` moves: find the images not on the VM yet (those present are left
+# alone, as `compose up` would with pull_policy "missing", so a registry that is down does not block a
+# deploy that needs nothing from it); if any, log in through the release's registry-login.sh (releases
+# rendered before it existed have none) and pull them, with Docker's config in the tmpfs.
+# The last line of stderr names the image that failed. Image references hold no blanks.
+PULL_IMAGES_SCRIPT = """\
+release=$1 docker_config=$2 docker=$3
+shift 3
+missing=""
+for image; do
+  "$docker" image inspect --format '{{.Id}}' "$image" >/dev/null 2>&1 || missing="$missing $image"
+done
+[ -n "$missing" ] || exit 0
+if [ -x "$release/registry-login.sh" ]; then
+  "$release/registry-login.sh" >/dev/null || exit 4
+fi
+DOCKER_CONFIG=$docker_config
+export DOCKER_CONFIG
+for image in $missing; do
+  if ! "$docker" pull --quiet "$image" >/dev/null; then
+    echo "cannot pull image: $image" >&2
+    exit 3
+  fi
+done
+"""
+PULL_FAILED = "cannot pull image: "
+REGISTRY_LOGIN_FAILED_STATUS = 4
+
+
+def pull_images(vm: Vm, release_dir: str, images: Iterable[str]) -> list[str]:
+    """Pull `images` for the release in `release_dir` (see PULL_IMAGES_SCRIPT). The script already runs
+    under sudo, so it calls the docker program itself, without the sudo of `vm.tools.docker`."""
+    return [*vm.tools.sudo, "sh", "-c", PULL_IMAGES_SCRIPT, "pull-images", release_dir, vm.paths.docker_config, vm.tools.docker[-1], *images]
+
+
 def fetch_secrets(vm: Vm) -> list[str]:
     """Run the live release's fetch-secrets.sh as root: it writes secret values into the tmpfs."""
     return [*vm.tools.sudo, f"{vm.paths.current}/{FETCH_SECRETS}"]

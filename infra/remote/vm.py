@@ -55,6 +55,10 @@ class VmPaths:
         return self._at(layout.SECRETS_DIR)
 
     @property
+    def docker_config(self) -> str:
+        return self._at(layout.DOCKER_CONFIG_DIR)
+
+    @property
     def audit_log(self) -> str:
         return self._at(layout.AUDIT_LOG)
 

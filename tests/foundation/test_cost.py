@@ -32,7 +32,7 @@ def test_items_follow_the_config_and_the_price_file(config):
     items = by_resource(estimate(config, prices))
     assert items["vm"]["usd_month"] == prices["prices"]["machine.e2-small"]["usd_month"]
     assert items["data disk"]["usd_month"] == round(20 * prices["prices"]["disk.pd-balanced.gb"]["usd_month"], 2)
-    assert items["Secret Manager"]["usd_month"] == round(5 * 0.06, 2)
+    assert items["Secret Manager"]["usd_month"] == round(6 * 0.06, 2)  # 5 kit secrets (signing, event, 2 db, redis) + 1 app secret
     assert items["Cloud SQL backups"]["usd_month"] == KNOWN_AFTER_DEPLOY
 
 

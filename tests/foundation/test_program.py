@@ -82,7 +82,7 @@ def test_databases_and_users_for_app_and_inngest(plan):
 
 def test_each_secret_is_readable_by_the_vm_account_only(plan):
     secrets = {r["inputs"]["secretId"] for r in of_type(plan, "gcp:secretmanager/secret:Secret")}
-    assert secrets == {"acme-inngest-signing-key", "acme-inngest-event-key", "acme-db-app-password", "acme-db-inngest-password", "acme-app-stripe-api-key"}
+    assert secrets == {"acme-inngest-signing-key", "acme-inngest-event-key", "acme-db-app-password", "acme-db-inngest-password", "acme-redis-password", "acme-app-stripe-api-key"}
     grants = of_type(plan, "gcp:secretmanager/secretIamMember:SecretIamMember")
     assert sorted(g["inputs"]["secretId"] for g in grants) == sorted(secrets)
     for grant in grants:
@@ -95,7 +95,7 @@ def test_each_secret_is_readable_by_the_vm_account_only(plan):
 
 def test_initial_versions_hold_generated_values_as_secrets(plan):
     versions = of_type(plan, "gcp:secretmanager/secretVersion:SecretVersion")
-    assert len(versions) == 5
+    assert len(versions) == 6
     assert all(v["inputs"]["secretData"] == SECRET for v in versions)
 
 

@@ -61,7 +61,7 @@ def test_a_rotation_leaves_nothing_for_pulumi_up_to_revert(plan):
             effects = APP_SECRET_VERSION_EFFECTS
         assert reverted_by_up(resource, effects) == [], resource["name"]
         checked += 1
-    assert checked == 5 + 5 + 6  # secrets, their first versions, database users (owners and login roles)
+    assert checked == 6 + 6 + 6  # secrets, their first versions, database users (owners and login roles)
 
 
 def test_the_model_catches_a_missing_ignore(plan):

@@ -85,7 +85,7 @@ def test_a_replaced_generator_puts_no_new_value_into_service(result):
     # version, nor resets a database password; only the keys CLI puts a value into service.
     carriers = [r for r in result.document["resources"] if r["type"] in ("gcp:secretmanager/secretVersion:SecretVersion", "gcp:sql/user:User")]
     kit = [r for r in carriers if not r["name"].startswith("app-")]
-    assert len(kit) == 4 + 6
+    assert len(kit) == 5 + 6  # signing, event, two database passwords, redis; six database users
     for resource in kit:
         field = "secretData" if "secretVersion" in resource["type"] else "password"
         assert field in resource["options"]["ignore_changes"], resource["name"]

@@ -131,10 +131,13 @@ def test_the_script_survives_a_busy_dpkg_lock_and_a_failing_ops_agent_and_record
     device.write_text("")
     script = tmp_path / "startup.sh"
     script.write_text(render_startup_script().replace(f"DATA_DEVICE={layout.DATA_DISK_DEVICE}", f"DATA_DEVICE={device}"))
-    for directory in ("etc-upper", "etc-work", "run", "srv"):
+    for directory in ("etc-upper", "etc-work", "usr-local-upper", "usr-local-work", "run", "srv"):
         (tmp_path / directory).mkdir()
+    # Throwaway overlays over every host directory the script writes (/etc, /usr/local for the
+    # registry credential helper), so that running it here changes nothing on this machine.
     inside = (
         f"mount -t overlay overlay -o lowerdir=/etc,upperdir={tmp_path}/etc-upper,workdir={tmp_path}/etc-work /etc && "
+        f"mount -t overlay overlay -o lowerdir=/usr/local,upperdir={tmp_path}/usr-local-upper,workdir={tmp_path}/usr-local-work /usr/local && "
         f"mount --bind {tmp_path}/run /run && mount --bind {tmp_path}/srv /srv && "
         f"PATH={standins}:$PATH exec bash {script}"
     )

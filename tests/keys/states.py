@@ -20,7 +20,7 @@ def fresh_secrets() -> dict[str, SecretState]:
     return {logical: secret(logical, {1: "ENABLED"}) for logical in naming.KIT_SECRETS}
 
 
-def files(signing=(1,), fallback=(), event=(1,), event_keys=(1,), app_login="app", app_db=(1,), inngest_login="inngest", inngest_db=(1,)) -> dict[str, tuple]:
+def files(signing=(1,), fallback=(), event=(1,), event_keys=(1,), app_login="app", app_db=(1,), inngest_login="inngest", inngest_db=(1,), redis=(1,), redis_accepted=(1,)) -> dict[str, tuple]:
     return {
         "INNGEST_SIGNING_KEY": tuple(signing),
         "INNGEST_SIGNING_KEY_FALLBACK": tuple(fallback),
@@ -30,4 +30,6 @@ def files(signing=(1,), fallback=(), event=(1,), event_keys=(1,), app_login="app
         "DB_APP_PASSWORD": tuple(app_db),
         "DB_INNGEST_LOGIN": (inngest_login,),
         "DB_INNGEST_PASSWORD": tuple(inngest_db),
+        "REDIS_PASSWORD": tuple(redis),
+        "REDIS_PASSWORDS": tuple(redis_accepted),
     }

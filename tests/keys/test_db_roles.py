@@ -34,7 +34,7 @@ def test_the_vm_command_runs_psql_in_the_services_network_as_its_login_with_the_
     (argv, stdin), = recorded
     assert argv == [
         "sudo", "-n", "docker", "run", "--rm", "-i", "--network", "container:kit-inngest-1",
-        "-v", "/run/inngest-kit/secrets/inngest:/kit:ro", "-v", "/srv/kit/current:/release:ro",
+        "-v", "/var/lib/inngest-kit/secrets/inngest:/kit:ro", "-v", "/srv/kit/current:/release:ro",
         "-e", "PGDATABASE=inngest", "-e", "PGCONNECT_TIMEOUT=10",
         "--entrypoint", "sh", "postgres:15-alpine", "-c", db_roles.PSQL_SCRIPT, "ensure-roles", "10.20.0.3",
     ]  # fmt: skip

@@ -256,3 +256,43 @@ def test_a_scheduled_reminder_moves_to_one_period_after_this_rotation():
 
     assert steps[-1] == ScheduleNextRotation(EVENT, NOW + timedelta(days=90))
     assert not any(isinstance(step, ScheduleNextRotation) for step in plan("signing", secrets, files()))
+
+
+REDIS = naming.REDIS_PASSWORD
+
+
+def test_redis_from_scratch_redis_accepts_both_then_the_server_moves_then_redis_drops_the_old():
+    assert shape(plan("redis", fresh_secrets(), files())) == [
+        ("add", REDIS, 2),
+        ("apply", "redis", {"REDIS_PASSWORD": (1,), "REDIS_PASSWORDS": (1, 2)}),
+        ("apply", "inngest", {"REDIS_PASSWORD": (2,), "REDIS_PASSWORDS": (1, 2)}),
+        ("apply", "redis", {"REDIS_PASSWORD": (2,), "REDIS_PASSWORDS": (2,)}),
+        ("aliases", REDIS, (2, 1)),
+        ("disable", REDIS, 1),
+    ]
+    # A rollback of a Redis step reloads the file in which the server still logs in.
+    first_reload = plan("redis", fresh_secrets(), files())[1]
+    assert first_reload.rollback().versions["REDIS_PASSWORDS"] == (1,)
+
+
+@pytest.mark.parametrize(
+    ("live", "first"),
+    [
+        (files(redis=(1,), redis_accepted=(1, 2)), ("apply", "redis", {"REDIS_PASSWORD": (1,), "REDIS_PASSWORDS": (1, 2)})),
+        (files(redis=(2,), redis_accepted=(1, 2)), ("apply", "inngest", {"REDIS_PASSWORD": (2,), "REDIS_PASSWORDS": (1, 2)})),
+        (files(redis=(2,), redis_accepted=(2,)), ("apply", "redis", {"REDIS_PASSWORD": (2,), "REDIS_PASSWORDS": (2,)})),
+    ],
+)
+def test_redis_rerun_repeats_the_last_step_and_continues(live, first):
+    secrets = fresh_secrets()
+    secrets[REDIS] = secret(REDIS, {1: "ENABLED", 2: "ENABLED"})
+
+    steps = shape(plan("redis", secrets, live))
+
+    assert steps[0] == first
+    assert steps[-2:] == [("aliases", REDIS, (2, 1)), ("disable", REDIS, 1)]
+
+
+def test_a_redis_password_redis_would_refuse_is_refused():
+    with pytest.raises(PlanError, match="so it includes REDIS_PASSWORD"):
+        plan("redis", fresh_secrets(), files(redis=(3,), redis_accepted=(1,)))

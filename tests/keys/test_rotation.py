@@ -20,6 +20,7 @@ from infra import naming
 
 SIGNING, EVENT = naming.SIGNING_KEY, naming.EVENT_KEY
 DB_APP, DB_INNGEST = naming.DB_APP_PASSWORD, naming.DB_INNGEST_PASSWORD
+REDIS = naming.REDIS_PASSWORD
 
 
 def fp(data: bytes | str) -> str:
@@ -47,6 +48,13 @@ def assert_signing_never_disagrees(stack) -> None:
 def assert_event_key_always_accepted(stack) -> None:
     for number, moment in enumerate(stack.timeline()):
         assert moment.event_accepted(), f"moment {number}: the app sends {moment.app.get('INNGEST_EVENT_KEY')}, the server accepts {moment.server_event_keys}"
+
+
+def assert_redis_always_accepts_the_server(stack) -> None:
+    moments = stack.timeline()
+    assert moments, "the timeline recorded no restart"
+    for number, moment in enumerate(moments):
+        assert moment.redis_accepts_server(), f"moment {number}: the server logs in with {moment.inngest.get('redis-password')}, Redis accepts {moment.redis_accepted}"
 
 
 def test_signing_rotation_keeps_every_call_signed(keys_stack, capfd):
@@ -137,12 +145,33 @@ def test_db_rotation_sets_the_standby_login_switches_then_retires_the_old_one(ke
     assert_nothing_secret_leaked(keys_stack, capfd)
 
 
+def test_redis_rotation_never_locks_the_server_out_and_never_restarts_redis(keys_stack, capfd):
+    code = keys_stack.run("rotate", "redis", "--stack", "dev", "--yes")
+
+    assert code == 0, keys_stack.output()
+    assert_redis_always_accepts_the_server(keys_stack)
+    moments = keys_stack.timeline()
+    new, old = fp(keys_stack.value(REDIS, 2)), fp(keys_stack.value(REDIS, 1))
+    assert any(set(m.redis_accepted) == {old, new} for m in moments), "Redis never accepted both passwords"
+    assert moments[-1].redis_accepted == (new,) and moments[-1].inngest["redis-password"] == new
+    assert keys_stack.states(REDIS) == {1: "DISABLED", 2: "ENABLED"}
+    assert keys_stack.aliases(REDIS) == {"current": 2, "previous": 1}
+    # Redis reloads its ACL file in place: every queue command keeps working, so no restart of Redis.
+    assert [e["action"] for e in keys_stack.docker.events() if e["service"] == "redis"] == ["create"]
+    assert [e["action"] for e in keys_stack.docker.events() if e["service"] == "inngest"] == ["create", "recreate"]
+    assert "REDIS_PASSWORD=2\nREDIS_PASSWORDS=2\n" in keys_stack.versions_file()
+    value = keys_stack.value(REDIS, 2).decode()
+    assert len(value) == 32 and all(ch.isalnum() or ch in "-_" for ch in value)  # URL-safe: it goes into --redis-uri
+    assert_nothing_secret_leaked(keys_stack, capfd)
+
+
 def test_rotate_all_plans_every_kind_in_turn(keys_stack):
     code = keys_stack.run("rotate", "all", "--stack", "dev", "--dry-run")
 
     assert code == 0, keys_stack.output()
     out = keys_stack.output()
-    assert out.index("signing: 7 step(s)") < out.index("event: 6 step(s)") < out.index("db: 14 step(s)")
+    assert out.index("signing: 7 step(s)") < out.index("event: 6 step(s)") < out.index("db: 14 step(s)") < out.index("redis: 6 step(s)")
+    assert "restart redis reading REDIS_PASSWORD=v1, REDIS_PASSWORDS=v1,v2 (Redis accepts both passwords), then verify" in out
     assert "set Cloud SQL user 'app_a', which no service logs in as, to v2 of db-app-password" in out
     assert "set Cloud SQL user 'inngest_a', which no service logs in as, to v2 of db-inngest-password" in out
     for logical in naming.KIT_SECRETS:
@@ -178,7 +207,7 @@ def test_a_long_grace_period_pauses_and_a_later_rerun_finishes_without_rotating_
     assert keys_stack.states(SIGNING) == {1: "ENABLED", 2: "ENABLED"}
     assert keys_stack.annotations(SIGNING)["kit-fallback-until"] == "2026-11-25T12:00:00"
     assert keys_stack.timeline()[-1].app.get("INNGEST_SIGNING_KEY_FALLBACK") == fp(keys_stack.value(SIGNING, 1))
-    for logical in (EVENT, DB_APP, DB_INNGEST):
+    for logical in (EVENT, DB_APP, DB_INNGEST, REDIS):
         assert keys_stack.states(logical) == {1: "DISABLED", 2: "ENABLED"}, logical
     restarts = len(keys_stack.timeline())
 
@@ -189,16 +218,17 @@ def test_a_long_grace_period_pauses_and_a_later_rerun_finishes_without_rotating_
     now["value"] = start + timedelta(hours=25)
     assert keys_stack.run("rotate", "all", "--stack", "dev", "--yes", "--grace", "24h") == 0, keys_stack.output()
     assert keys_stack.states(SIGNING) == {1: "DISABLED", 2: "ENABLED"}
-    for logical in (EVENT, DB_APP, DB_INNGEST):
+    for logical in (EVENT, DB_APP, DB_INNGEST, REDIS):
         assert keys_stack.states(logical) == {1: "DISABLED", 2: "ENABLED"}, f"{logical} was rotated twice"
         assert "kit-rotating-from" not in keys_stack.annotations(logical)
     assert "INNGEST_SIGNING_KEY_FALLBACK" not in keys_stack.timeline()[-1].app
     assert_signing_never_disagrees(keys_stack)
     assert_event_key_always_accepted(keys_stack)
+    assert_redis_always_accepts_the_server(keys_stack)
     assert [(line["kind"], line["result"]) for line in keys_stack.audit_lines()] == [
-        ("signing", "paused"), ("event", "completed"), ("db", "completed"),
-        ("signing", "paused"), ("event", "completed"), ("db", "completed"),
-        ("signing", "completed"), ("event", "completed"), ("db", "completed"),
+        ("signing", "paused"), ("event", "completed"), ("db", "completed"), ("redis", "completed"),
+        ("signing", "paused"), ("event", "completed"), ("db", "completed"), ("redis", "completed"),
+        ("signing", "completed"), ("event", "completed"), ("db", "completed"), ("redis", "completed"),
     ]
 
 
@@ -263,6 +293,8 @@ def assert_stack_working(stack, kind: str) -> None:
         assert_signing_never_disagrees(stack)
     elif kind == "event":
         assert_event_key_always_accepted(stack)
+    elif kind == "redis":
+        assert_redis_always_accepts_the_server(stack)
     else:
         final = stack.timeline()[-1]
         for service in ("app", "inngest"):
@@ -270,13 +302,13 @@ def assert_stack_working(stack, kind: str) -> None:
             assert held["db-password"] == fp(stack.database.passwords[live_login(stack, held)]), f"{service}'s password is not Cloud SQL's"
 
 
-@pytest.mark.parametrize("kind", ["signing", "event", "db"])
+@pytest.mark.parametrize("kind", ["signing", "event", "db", "redis"])
 def test_faults_at_every_step_leave_a_working_stack_and_a_rerun_converges(keys_stack, flaky_proxy, capfd, kind):
     proxy = flaky_proxy(keys_stack.target.port)
     keys_stack.target = replace(keys_stack.target, port=proxy.port)
     injector = FaultInjector(keys_stack, proxy, per_step=1)
     keys_stack.on_step = injector
-    logicals = (DB_APP, DB_INNGEST) if kind == "db" else (SIGNING if kind == "signing" else EVENT,)
+    logicals = (DB_APP, DB_INNGEST) if kind == "db" else ({"signing": SIGNING, "event": EVENT, "redis": REDIS}[kind],)
     outcomes = []
     for _ in range(20):  # bounded: each run tries a new (step, fault) pair, and there are fewer than 20
         injector.injected = None

@@ -73,3 +73,13 @@ def test_each_failure_is_named_and_only_a_sick_container_is_final():
     no_sync = parse_check(check_output(sync="curl: (22) The requested URL returned error: 401\nexit 22"), "app")
     assert "the sync between Inngest and the app failed: curl: (22)" in no_sync.problem("app")
     assert parse_check(check_output(), "redis").problem("redis") == "redis is not running"
+
+
+def test_a_redis_step_reloads_the_acl_file_instead_of_restarting_redis():
+    argv = apply_versions(Vm(), "redis")
+    assert argv[:4] == ["sudo", "-n", "sh", "-c"]
+    assert argv[5:9] == ["apply-versions", "/srv/kit/secret-versions.env", "/srv/kit/current/fetch-secrets.sh", "/var/lib/inngest-kit/secrets/inngest/redis-password"]
+    assert argv[9:] == ["sudo", "-n", "docker", "compose", "-p", "kit", "-f", "/srv/kit/current/docker-compose.yml", "--project-directory", "/srv/kit/current"]
+    script = argv[4]
+    assert '"$fetch" redis' in script and "exec -T redis redis-cli" in script and "ACL LOAD" in script
+    assert " up " not in script and "restart" not in script

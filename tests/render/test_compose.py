@@ -9,8 +9,9 @@ import jsonschema
 import pytest
 import yaml
 
+from infra.config import ConfigError
 from infra.render import render_stack
-from tests.render.conftest import config_with, inputs_for
+from tests.render.conftest import config_from, config_with, example_raw, inputs_for
 
 SCHEMA = Path(__file__).parent / "data" / "compose-spec.json"
 
@@ -101,10 +102,36 @@ def test_every_service_restarts_is_health_checked_and_logs_with_rotation(files):
         assert int(spec["logging"]["options"]["max-file"]) >= 2, name
 
 
-def test_redis_keeps_an_append_only_file_on_the_data_disk(files):
+def test_redis_keeps_an_append_only_file_on_the_data_disk_never_evicts_and_reads_an_acl_file(files):
     redis = model(files)["services"]["redis"]
-    assert redis["command"] == ["redis-server", "--appendonly", "yes", "--appendfsync", "everysec"]
+    assert redis["command"] == [
+        "redis-server",
+        "--appendonly", "yes",
+        "--appendfsync", "everysec",
+        "--maxmemory", "128mb",  # half of redis.memoryMb (256): room for the AOF rewrite's copy-on-write
+        "--maxmemory-policy", "noeviction",
+        "--aclfile", "/run/kit-secrets/users.acl",
+    ]
     assert redis["volumes"] == ["/srv/kit/redis:/data"]
+    assert redis["user"] == "999:1000"
+
+
+def test_redis_maxmemory_follows_its_memory_limit():
+    raw = example_raw()
+    raw["inngest-kit:redis"] = {"memoryMb": 1024}
+    redis = model(render_stack(config_from(raw), inputs_for(config_from(raw))))["services"]["redis"]
+    assert redis["mem_limit"] == "1024m"
+    assert redis["command"][redis["command"].index("--maxmemory") + 1] == "512mb"
+
+
+def test_no_password_in_the_compose_model(files):
+    # Redis's password reaches Inngest through its secret file; the healthcheck uses a PING-only user.
+    redis = model(files)["services"]["redis"]
+    assert redis["healthcheck"]["test"] == [
+        "CMD-SHELL", "redis-cli --no-auth-warning --user healthcheck --pass healthcheck ping | grep -q PONG",
+    ]
+    assert "requirepass" not in files["docker-compose.yml"]
+    assert "redis://" not in files["docker-compose.yml"]
 
 
 def test_caddy_keeps_certificates_on_the_data_disk_and_reads_the_current_caddyfile(files):
@@ -116,15 +143,69 @@ def test_caddy_keeps_certificates_on_the_data_disk_and_reads_the_current_caddyfi
     ]
 
 
-def test_each_service_mounts_only_its_own_secrets_read_only(files):
-    services = model(files)["services"]
-    mounts = {name: [v for v in spec.get("volumes", []) if v.startswith("/run/inngest-kit/secrets")] for name, spec in services.items()}
-    assert mounts == {
-        "caddy": [],
-        "app": ["/run/inngest-kit/secrets/app:/run/kit-secrets:ro"],
-        "inngest": ["/run/inngest-kit/secrets/inngest:/run/kit-secrets:ro"],
-        "redis": [],
+def test_each_service_mounts_only_its_own_secrets_through_compose_secrets(files):
+    compose = model(files)
+    assert compose["secrets"] == {
+        "app-secrets": {"file": "/var/lib/inngest-kit/secrets/app"},
+        "inngest-secrets": {"file": "/var/lib/inngest-kit/secrets/inngest"},
+        "redis-secrets": {"file": "/var/lib/inngest-kit/secrets/redis"},
     }
+    services = compose["services"]
+    assert {name: spec.get("secrets") for name, spec in services.items()} == {
+        "caddy": None,
+        "app": [{"source": "app-secrets", "target": "/run/kit-secrets"}],
+        "inngest": [{"source": "inngest-secrets", "target": "/run/kit-secrets"}],
+        "redis": [{"source": "redis-secrets", "target": "/run/kit-secrets"}],
+    }
+    for name, spec in services.items():
+        assert not [v for v in spec.get("volumes", []) if v.startswith("/var/lib/inngest-kit")], name
+
+
+def test_every_service_is_hardened(files):
+    services = model(files)["services"]
+    for name, spec in services.items():
+        assert spec["security_opt"] == ["no-new-privileges:true"], name
+        assert spec["cap_drop"] == ["ALL"], name
+    assert {name: spec.get("cap_add") for name, spec in services.items()} == {"caddy": ["NET_BIND_SERVICE"], "app": None, "inngest": None, "redis": None}
+    assert {name for name, spec in services.items() if spec.get("read_only")} == {"caddy", "redis"}
+    assert services["caddy"]["tmpfs"] == ["/tmp"]
+
+
+def test_caddy_and_redis_have_limits_from_the_config(files):
+    services = model(files)["services"]
+    assert (services["caddy"]["cpus"], services["caddy"]["mem_limit"]) == (0.25, "128m")
+    assert (services["redis"]["cpus"], services["redis"]["mem_limit"]) == (0.5, "256m")
+    raw = example_raw()
+    raw["inngest-kit:caddy"] = {"cpus": 0.5, "memoryMb": 200}
+    raw["inngest-kit:redis"] = {"cpus": "1", "memoryMb": 512}
+    services = model(render_stack(config_from(raw), inputs_for(config_from(raw))))["services"]
+    assert (services["caddy"]["cpus"], services["caddy"]["mem_limit"]) == (0.5, "200m")
+    assert (services["redis"]["cpus"], services["redis"]["mem_limit"]) == (1.0, "512m")
+
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def test_image_digests_from_the_config_pin_each_image():
+    raw = example_raw()
+    raw["inngest-kit:caddy"] = {"digest": DIGEST}
+    raw["inngest-kit:redis"] = {"digest": DIGEST}
+    raw["inngest-kit:inngest"] = {**raw.get("inngest-kit:inngest", {}), "digest": DIGEST}
+    raw["inngest-kit:app"]["image"] = "ghcr.io/acme/web:1.4.2@" + DIGEST
+    services = model(render_stack(config_from(raw), inputs_for(config_from(raw))))["services"]
+    assert services["caddy"]["image"] == "caddy:2.11.7-alpine@" + DIGEST
+    assert services["redis"]["image"] == "redis:7.4.6-alpine@" + DIGEST
+    assert services["inngest"]["image"] == "inngest/inngest:v1.43.0@" + DIGEST
+    assert services["app"]["image"] == "ghcr.io/acme/web:1.4.2@" + DIGEST
+
+
+@pytest.mark.parametrize("section", ["caddy", "redis", "inngest"])
+def test_a_malformed_digest_is_refused_naming_the_setting(section):
+    raw = example_raw()
+    raw[f"inngest-kit:{section}"] = {**raw.get(f"inngest-kit:{section}", {}), "digest": "sha256:short"}
+    with pytest.raises(ConfigError) as error:
+        config_from(raw)
+    assert f"inngest-kit:{section}.digest: 'sha256:short' is not an image digest" in str(error.value)
 
 
 @pytest.mark.parametrize("service", ["app", "inngest", "caddy"])

@@ -27,6 +27,8 @@ from tests.render.test_fetch_secrets import (
     EVENT_NEW,
     EVENT_OLD,
     INNGEST_DB_PASSWORD,
+    REDIS_NEW,
+    REDIS_OLD,
     SIGNING_NEW,
     SIGNING_OLD,
     STRIPE,
@@ -73,12 +75,12 @@ def test_inngest_starts_with_the_keys_as_flags_read_from_its_files(vm, release_d
         "--event-key", EVENT_NEW,
         "--event-key", EVENT_OLD,
         "--sdk-url", "http://app:3000/api/inngest",
-        "--redis-uri", "redis://redis:6379",
+        "--redis-uri", f"redis://default:{REDIS_NEW}@redis:6379",
         "--postgres-uri", f"postgres://inngest:{INNGEST_DB_PASSWORD}@{SQL_IP}:5432/inngest?sslmode=verify-ca&sslrootcert=/kit/server-ca.pem",
         "--postgres-max-open-conns", "10",
         "--postgres-max-idle-conns", "2",
     ]  # fmt: skip
-    assert not any(SIGNING_NEW in value or EVENT_NEW in value for value in call["env"].values())
+    assert not any(SIGNING_NEW in value or EVENT_NEW in value or REDIS_NEW in value for value in call["env"].values())
 
 
 def test_each_service_connects_as_the_login_role_the_versions_file_names(release_dir, tmp_path):
@@ -203,45 +205,127 @@ def test_shellcheck_does_flag_a_careless_script(tmp_path):
     assert subprocess.run(["shellcheck", "--shell=sh", str(careless)], capture_output=True, timeout=60).returncode != 0
 
 
+def _read_reply(reader) -> bytes:
+    """One whole RESP reply, raw."""
+    line = reader.readline()
+    if line[:1] in (b"$",) and int(line[1:]) >= 0:
+        return line + reader.read(int(line[1:]) + 2)
+    if line[:1] == b"*" and int(line[1:]) > 0:
+        return line + b"".join(_read_reply(reader) for _ in range(int(line[1:])))
+    return line
+
+
 def redis_command(sock: socket.socket, *args: str) -> bytes:
     sock.sendall(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in args))
-    time.sleep(0.05)
-    return sock.recv(65536)
+    with sock.makefile("rb") as reader:
+        return _read_reply(reader)
 
 
-@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server (Debian package) is missing: run `sudo make test-deps`")
-def test_real_redis_accepts_the_rendered_persistence_flags(files, tmp_path):
-    command = yaml.safe_load(files["docker-compose.yml"])["services"]["redis"]["command"]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [shutil.which("redis-server"), *command[1:], "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
+class RealRedis:
+    """The real redis-server started with the rendered command, its ACL file where fetch-secrets.sh wrote it."""
+
+    def __init__(self, files: dict[str, str], secrets_dir: Path, data_dir: Path):
+        command = yaml.safe_load(files["docker-compose.yml"])["services"]["redis"]["command"]
+        self.command = [part.replace("/run/kit-secrets", str(secrets_dir)) for part in command]
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.data_dir = data_dir
+
+    def __enter__(self) -> RealRedis:
+        self.process = subprocess.Popen(
+            [shutil.which("redis-server"), *self.command[1:], "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
         deadline = time.monotonic() + 10
         while True:
             try:
-                sock = socket.create_connection(("127.0.0.1", port), timeout=2)
-                break
+                socket.create_connection(("127.0.0.1", self.port), timeout=2).close()
+                return self
             except OSError:
-                assert process.poll() is None, process.stdout.read().decode()
-                assert time.monotonic() < deadline, "redis-server did not listen within 10s"
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.__exit__()
+                    raise AssertionError(f"redis-server did not listen within 10 s:\n{self.process.stdout.read().decode()}") from None
                 time.sleep(0.05)
-        with sock:
-            assert b"yes" in redis_command(sock, "CONFIG", "GET", "appendonly")
-            assert b"everysec" in redis_command(sock, "CONFIG", "GET", "appendfsync")
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self.process.stdout.close()
+
+    def connect(self, password: str | None = None) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        if password is not None:
+            assert redis_command(sock, "AUTH", "default", password) == b"+OK\r\n"
+        return sock
+
+
+needs_redis = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server (Debian package) is missing: run `sudo make test-deps`")
+
+
+@needs_redis
+def test_real_redis_runs_the_rendered_command_as_a_queue_behind_a_password(vm, files, tmp_path):
+    password = (vm.secrets / "inngest" / "redis-password").read_text()
+    with RealRedis(files, vm.secrets / "redis", tmp_path) as redis:
+        with redis.connect() as anonymous:
+            assert redis_command(anonymous, "SET", "queue", "state").startswith(b"-NOAUTH")
+            assert redis_command(anonymous, "AUTH", "default", "wrong-password").startswith(b"-WRONGPASS")
+        with redis.connect(password) as sock:
+            assert redis_command(sock, "CONFIG", "GET", "appendonly").endswith(b"yes\r\n")
+            assert redis_command(sock, "CONFIG", "GET", "appendfsync").endswith(b"everysec\r\n")
+            assert redis_command(sock, "CONFIG", "GET", "maxmemory-policy").endswith(b"noeviction\r\n")
+            assert redis_command(sock, "CONFIG", "GET", "maxmemory").endswith(b"$9\r\n134217728\r\n")  # 128 MiB
             assert redis_command(sock, "SET", "queue", "state") == b"+OK\r\n"
+            # What Redis itself holds: the hash, never the password.
+            assert password.encode() not in redis_command(sock, "ACL", "LIST")
         assert any(path.name.startswith("appendonly") for path in tmp_path.iterdir())
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        process.stdout.close()
+
+
+@needs_redis
+@pytest.mark.skipif(shutil.which("redis-cli") is None, reason="redis-cli (Debian package redis-tools) is missing: run `sudo make test-deps`")
+def test_the_redis_healthcheck_needs_no_password_and_its_user_may_only_ping(vm, files, tmp_path):
+    test = yaml.safe_load(files["docker-compose.yml"])["services"]["redis"]["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL"
+    with RealRedis(files, vm.secrets / "redis", tmp_path) as redis:
+        probe = test[1].replace("redis-cli ", f"redis-cli -p {redis.port} ", 1)
+        assert subprocess.run(["sh", "-c", probe], capture_output=True, timeout=30).returncode == 0
+        with redis.connect() as sock:
+            assert redis_command(sock, "AUTH", "healthcheck", "anything") == b"+OK\r\n"
+            assert redis_command(sock, "GET", "queue").startswith(b"-NOPERM")
+    assert subprocess.run(["sh", "-c", probe], capture_output=True, timeout=30).returncode != 0  # and it fails once Redis is gone
+
+
+@needs_redis
+def test_a_redis_password_rotation_drops_no_connection_and_fails_no_command(vm, files, tmp_path):
+    """The rotation's three steps with the real redis-server: accept both, move the client, accept only
+    the new one. ACL LOAD rereads the file without a restart; a connection authenticated as `default`
+    stays open and working throughout (Redis copies a reloaded `default` user in place)."""
+    vm.choose("REDIS_PASSWORD=1\nREDIS_PASSWORDS=1\n")
+    assert vm.run().returncode == 0
+    with RealRedis(files, vm.secrets / "redis", tmp_path) as redis, redis.connect(REDIS_OLD) as old_client:
+        def reload_acl(auth: str) -> None:
+            with redis.connect(auth) as admin:
+                assert redis_command(admin, "ACL", "LOAD") == b"+OK\r\n"
+
+        assert redis_command(old_client, "RPUSH", "queue", "1") == b":1\r\n"
+        vm.choose("REDIS_PASSWORD=1\nREDIS_PASSWORDS=1,2\n")  # Redis accepts both
+        assert vm.run("redis").returncode == 0
+        reload_acl(REDIS_OLD)
+        assert redis_command(old_client, "RPUSH", "queue", "2") == b":2\r\n"
+        with redis.connect(REDIS_NEW) as new_client:  # the server restarts on the new password
+            assert redis_command(new_client, "RPUSH", "queue", "3") == b":3\r\n"
+            vm.choose("REDIS_PASSWORD=2\nREDIS_PASSWORDS=2\n")  # Redis drops the old one
+            assert vm.run("redis").returncode == 0
+            reload_acl(REDIS_NEW)
+            assert redis_command(new_client, "RPUSH", "queue", "4") == b":4\r\n"
+            with redis.connect() as late:
+                assert redis_command(late, "AUTH", "default", REDIS_OLD).startswith(b"-WRONGPASS")
+        # A connection opened with the old password before the switch is not cut by the reload.
+        assert redis_command(old_client, "LLEN", "queue") == b":4\r\n"
 
 
 def test_no_secret_value_appears_in_any_rendered_file(vm, files):
-    values = [SIGNING_OLD, SIGNING_NEW, EVENT_OLD, EVENT_NEW, APP_DB_PASSWORD, INNGEST_DB_PASSWORD, STRIPE, "sk_live_multi"]
+    values = [SIGNING_OLD, SIGNING_NEW, EVENT_OLD, EVENT_NEW, APP_DB_PASSWORD, INNGEST_DB_PASSWORD, REDIS_OLD, REDIS_NEW, STRIPE, "sk_live_multi"]
     assert set(vm.tree().values()) >= {SIGNING_NEW, EVENT_NEW, STRIPE}  # the values exist on the "VM"...
     for path, content in files.items():  # ...and none is in what the deploy uploads
         for value in values:

@@ -1,5 +1,5 @@
 """fetch-secrets.sh, run for real by /bin/sh against a recording stand-in for gcloud, relocated
-below a scratch directory with KIT_ROOT (the real script mounts a tmpfs at /run/inngest-kit)."""
+below a scratch directory with KIT_ROOT (the real script mounts a tmpfs at /var/lib/inngest-kit/secrets)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ PROJECT = "acme-web-prod"
 SIGNING_OLD, SIGNING_NEW = "a1" * 32, "b2" * 32
 EVENT_OLD, EVENT_NEW = "event-old-Kq3", "event-new-Zp9"
 APP_DB_PASSWORD, INNGEST_DB_PASSWORD = "app-pw-Tr7x", "inngest-pw-Yb2q"
+REDIS_OLD, REDIS_NEW = "redis-pw-Old4", "redis-pw-New7"
 STRIPE = "sk_live_multi\nline"
 APP_DB_PASSWORD_NEW = "New-app-db-password-0123456789"
 
@@ -28,9 +29,16 @@ def store() -> dict:
         "acme-inngest-event-key": {"versions": {"1": EVENT_OLD, "2": EVENT_NEW}, "aliases": rotated},
         "acme-db-app-password": {"versions": {"1": APP_DB_PASSWORD, "2": APP_DB_PASSWORD_NEW}, "aliases": {"current": "1"}},
         "acme-db-inngest-password": {"versions": {"1": INNGEST_DB_PASSWORD}, "aliases": {"current": "1"}},
+        "acme-redis-password": {"versions": {"1": REDIS_OLD, "2": REDIS_NEW}, "aliases": rotated},
         # Never rotated: no alias yet, so the script must fall back to the version Pulumi created.
         "acme-app-stripe-api-key": {"versions": {"1": STRIPE}},
     }
+
+
+def acl(*passwords: str) -> str:
+    """What Redis must read: the SHA-256 of each accepted password (ACL `#<hash>`), never a password."""
+    hashes = "".join(f" #{hashlib.sha256(p.encode()).hexdigest()}" for p in passwords)
+    return f"user default on{hashes} ~* &* +@all\nuser healthcheck on nopass -@all +ping\n"
 
 
 def fingerprint(value: str) -> str:
@@ -45,7 +53,8 @@ class Vm:
         self.gcloud = GcloudStandIn.install(self.bin, PROJECT, store())
         self.sleep = Recorder.install(self.bin, "sleep")
         self.script = release_dir / "fetch-secrets.sh"
-        self.secrets = self.root / "run" / "inngest-kit" / "secrets"
+        self.secrets = self.root / "var" / "lib" / "inngest-kit" / "secrets"
+        self.redis_data = self.root / "srv" / "kit" / "redis"
         self.versions_file = self.root / "srv" / "kit" / "secret-versions.env"
 
     def run(self, *args: str) -> subprocess.CompletedProcess:
@@ -82,6 +91,8 @@ def test_fetches_every_service_file_by_alias_current(vm):
         "inngest/db-user": "inngest",
         "inngest/event-key-1": EVENT_NEW,
         "inngest/signing-key": SIGNING_NEW,
+        "inngest/redis-password": REDIS_NEW,
+        "redis/users.acl": acl(REDIS_NEW),
     }
     calls = vm.gcloud.calls()
     assert all(call[:3] == ["secrets", "versions", "access"] and call[5] == f"--project={PROJECT}" for call in calls)
@@ -102,13 +113,17 @@ def test_files_are_root_only_on_the_host_and_the_app_user_can_read_its_own(vm):
     assert {mode(p) for p in (vm.secrets / "inngest").iterdir()} == {0o600}
     assert mode(vm.secrets / "app") == 0o755
     assert {mode(p) for p in (vm.secrets / "app").iterdir()} == {0o644}
+    # Redis runs as its image's uid 999 with no capability: its directory is its own and no one else's.
+    redis_dir = vm.secrets / "redis"
+    assert (mode(redis_dir), redis_dir.stat().st_uid, redis_dir.stat().st_gid) == (0o700, 999, 1000)
+    assert {(mode(p), p.stat().st_uid) for p in redis_dir.iterdir()} == {(0o600, 999)}
     assert not [p.name for p in vm.secrets.iterdir() if p.name.startswith(".")]  # no staging left behind
 
 
 def test_output_shows_fingerprints_and_never_a_value(vm):
     result = vm.run()
     output = result.stdout + result.stderr
-    for value in (SIGNING_OLD, SIGNING_NEW, EVENT_OLD, EVENT_NEW, APP_DB_PASSWORD, INNGEST_DB_PASSWORD, "sk_live_multi"):
+    for value in (SIGNING_OLD, SIGNING_NEW, EVENT_OLD, EVENT_NEW, APP_DB_PASSWORD, INNGEST_DB_PASSWORD, REDIS_OLD, REDIS_NEW, "sk_live_multi"):
         assert value not in output
     assert f"app/INNGEST_SIGNING_KEY <- acme-inngest-signing-key version current (sha256 {fingerprint(SIGNING_NEW)})" in result.stdout
     assert f"app/STRIPE_API_KEY <- acme-app-stripe-api-key version 1 (sha256 {fingerprint(STRIPE)})" in result.stdout
@@ -224,8 +239,32 @@ def test_a_bad_versions_file_reports_every_problem_and_fetches_nothing(vm):
     assert not (vm.secrets / "app").exists()
 
 
+def test_during_a_redis_rotation_redis_accepts_both_passwords_and_inngest_uses_the_one_chosen(vm):
+    vm.choose("REDIS_PASSWORD=1\nREDIS_PASSWORDS=1,2\n")
+    assert vm.run().returncode == 0
+    tree = vm.tree()
+    assert tree["redis/users.acl"] == acl(REDIS_OLD, REDIS_NEW)
+    assert tree["inngest/redis-password"] == REDIS_OLD
+    assert not [name for name in tree if name.startswith("redis/") and name != "redis/users.acl"]  # no password file left
+    vm.choose("REDIS_PASSWORD=2\nREDIS_PASSWORDS=2\n")
+    vm.gcloud.clear_calls()
+    assert vm.run("redis").returncode == 0
+    assert vm.tree()["redis/users.acl"] == acl(REDIS_NEW)
+    assert vm.tree()["inngest/redis-password"] == REDIS_OLD  # `redis` refreshes only Redis's file
+    assert {call[4] for call in vm.gcloud.calls()} == {"--secret=acme-redis-password"}
+
+
+def test_the_redis_data_directory_becomes_the_redis_users(vm):
+    vm.redis_data.mkdir(parents=True)
+    (vm.redis_data / "appendonlydir").mkdir()
+    (vm.redis_data / "appendonlydir" / "appendonly.aof.1.incr.aof").write_text("")
+    assert vm.run("redis").returncode == 0
+    owners = {(p.stat().st_uid, p.stat().st_gid) for p in [vm.redis_data, *vm.redis_data.rglob("*")]}
+    assert owners == {(999, 1000)}
+
+
 def test_an_unknown_service_is_a_usage_error(vm):
-    result = vm.run("redis")
+    result = vm.run("caddy")
     assert result.returncode == 2
-    assert "usage: fetch-secrets.sh [app|inngest]" in result.stderr
+    assert "usage: fetch-secrets.sh [app|inngest|redis]" in result.stderr
     assert vm.gcloud.calls() == []

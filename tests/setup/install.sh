@@ -15,6 +15,7 @@ fi
 need_apt=()
 want() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || need_apt+=("$2"); }
 want redis-server redis-server
+want redis-cli redis-tools
 want sshd openssh-server
 want shellcheck shellcheck
 want ss iproute2
@@ -22,6 +23,7 @@ want pgrep procps
 want curl curl
 want openssl openssl
 want node nodejs
+want docker docker.io  # the real docker CLI runs the registry login and pull steps (tests/render/test_registry_login.py)
 want npm npm
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need_apt+=(postgresql-15)
 command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client-15)

@@ -14,6 +14,8 @@ Use it:
     fake.set_health("app", "unhealthy")     # what `ps` reports (also "healthy", "starting", or None to clear)
     fake.fail("up", stderr="boom", exit_status=1, times=1)  # the next `compose up` fails (times=None: always)
     fake.set_exec_result("redis", ["redis-cli", "ping"], stdout="PONG\n")
+    fake.fail("pull", stderr="denied", exit_status=1)  # the next `docker pull` fails
+    fake.pulled()             # images `docker pull` fetched, in order
 
 What it understands (the subset the kit uses), for `docker compose [-p P] [-f FILE]... [--project-directory D] SUB`:
 - `up [-d] [--remove-orphans] [--force-recreate] [--no-deps] [SERVICE...]`: a service is created when new,
@@ -25,7 +27,10 @@ What it understands (the subset the kit uses), for `docker compose [-p P] [-f FI
   shape of compose v2.21+.
 - `down [--remove-orphans] [-v]`, `restart [SERVICE...]`, `stop [SERVICE...]`, `logs [...] [SERVICE...]`,
   `exec [-T] SERVICE CMD...`.
+And outside compose: `pull [-q] IMAGE` (recorded; steered by `fail("pull", ...)`) and `image inspect
+[--format F] IMAGE` (exits 0 for an image pulled before, 1 otherwise).
 Anything else exits 1 with "stand-in does not support ...", so a test notices a command it did not expect.
+Each call's log entry also holds the DOCKER_CONFIG it ran with (None when unset).
 
 State lives in `<directory>/state/` (one JSON file per compose project, plus control files), the call log
 in `<directory>/calls.jsonl`. The executable is a small launcher that loads this very file, so the logic
@@ -49,6 +54,7 @@ STATE_DIR = "state"
 HEALTH_FILE = "health.json"
 FAILURES_FILE = "failures.json"
 EXEC_FILE = "exec.json"
+IMAGES_FILE = "images.json"
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,9 @@ class FakeDocker:
         failures[subcommand] = {"stderr": stderr, "exit_status": exit_status, "times": times}
         _write_json(self.state_dir / FAILURES_FILE, failures)
 
+    def pulled(self) -> list[str]:
+        return _read_json(self.state_dir / IMAGES_FILE, [])
+
     def set_exec_result(self, service: str, command: list[str], *, stdout: str = "", stderr: str = "", exit_status: int = 0) -> None:
         results = _read_json(self.state_dir / EXEC_FILE, {})
         results[_exec_key(service, command)] = {"stdout": stdout, "stderr": stderr, "exit_status": exit_status}
@@ -140,8 +149,10 @@ class UsageError(Exception):
 def main(argv: list[str], directory: str) -> int:
     root = Path(directory)
     with open(root / CALL_LOG, "a") as log:
-        log.write(json.dumps({"argv": argv, "cwd": os.getcwd(), "time": time.time()}) + "\n")
+        log.write(json.dumps({"argv": argv, "cwd": os.getcwd(), "time": time.time(), "docker_config": os.environ.get("DOCKER_CONFIG")}) + "\n")
     try:
+        if argv[:1] == ["pull"] or argv[:2] == ["image", "inspect"]:
+            return _image(root, argv)
         if argv[:1] != ["compose"]:
             raise UsageError(f"stand-in does not support `docker {' '.join(argv[:1])}`")
         project, files, project_dir, sub, rest = _parse_compose_args(argv[1:])
@@ -174,6 +185,25 @@ def _parse_compose_args(args: list[str]) -> tuple[str, list[str], str | None, st
     if index >= len(args):
         raise UsageError("compose needs a sub-command")
     return project or "", files, project_dir, args[index], args[index + 1:]
+
+
+def _image(root: Path, argv: list[str]) -> int:
+    """`docker pull IMAGE` and `docker image inspect IMAGE`, over the list of images pulled so far."""
+    path = root / STATE_DIR / IMAGES_FILE
+    pulled = _read_json(path, [])
+    image = argv[-1]
+    if argv[0] == "image":
+        if image in pulled:
+            sys.stdout.write(f"sha256:{hashlib.sha256(image.encode()).hexdigest()}\n")
+            return 0
+        sys.stderr.write(f"Error response from daemon: No such image: {image}\n")
+        return 1
+    failure = _take_failure(root, "pull")
+    if failure:
+        sys.stderr.write(failure["stderr"] + "\n")
+        return failure["exit_status"]
+    _write_json(path, [*pulled, image])
+    return 0
 
 
 def _take_failure(root: Path, sub: str) -> dict | None:

@@ -51,6 +51,7 @@ INITIAL_VALUES = {
     naming.EVENT_KEY: "InitialEventKey0123456789abcdefghijklmnop",
     naming.DB_APP_PASSWORD: "Initial-app-password-0123456789",
     naming.DB_INNGEST_PASSWORD: "Initial-inngest-password-012345",
+    naming.REDIS_PASSWORD: "Initial-redis-password-0123456",
 }
 
 GCLOUD_STANDIN = """#!/bin/sh
@@ -90,6 +91,7 @@ class Held:
 
     app: dict[str, str]
     inngest: dict[str, str]
+    redis_accepted: tuple[str, ...] = ()  # fingerprints of the passwords Redis accepts (tests/support/keys_docker.py)
 
     @property
     def app_signing(self) -> set[str]:
@@ -109,18 +111,25 @@ class Held:
     def event_accepted(self) -> bool:
         return self.app.get("INNGEST_EVENT_KEY") in self.server_event_keys
 
+    def redis_accepts_server(self) -> bool:
+        return self.inngest.get("redis-password") in self.redis_accepted
+
 
 def read_timeline(path: Path) -> list[Held]:
     """Every moment of the stack: the state after each restart, starting from the first deploy."""
     held: dict[str, dict[str, str]] = {}
+    accepted: tuple[str, ...] = ()
     moments = []
     if not path.exists():
         return moments
     for line in path.read_text().splitlines():
         record = json.loads(line)
-        held[record["service"]] = record["files"]
+        if record["service"] == "redis":
+            accepted = tuple(record["accepted"])
+        else:
+            held[record["service"]] = record["files"]
         if "app" in held and "inngest" in held:
-            moments.append(Held(dict(held["app"]), dict(held["inngest"])))
+            moments.append(Held(dict(held["app"]), dict(held["inngest"]), accepted))
     return moments
 
 
@@ -389,7 +398,7 @@ def build_stack(sshd, work: Path) -> KeysStack:
         )
         stack_ref["stack"] = stack
         # The first deploy, as the systemd unit does it: every secret, then every service.
-        for argv in (vm_fetch_all(vm), [*vm.tools.docker, "compose", "-p", "kit", "-f", f"{paths.current}/docker-compose.yml", "up", "-d", "app", "inngest"]):
+        for argv in (vm_fetch_all(vm), [*vm.tools.docker, "compose", "-p", "kit", "-f", f"{paths.current}/docker-compose.yml", "up", "-d", "redis", "app", "inngest"]):
             completed = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
             if completed.returncode != 0:
                 raise RuntimeError(f"setting up the test stack failed: {argv[-3:]}: {completed.stderr}")
