@@ -33,6 +33,7 @@ def test_first_deploy_brings_every_service_up_healthy_and_syncs_the_app(bed):
     assert argv[argv.index("--signing-key") + 1] == f"sha256:{fingerprint(INITIAL_VALUES[naming.SIGNING_KEY])}"
     assert argv[argv.index("--event-key") + 1] == f"sha256:{fingerprint(INITIAL_VALUES[naming.EVENT_KEY])}"
     assert argv[argv.index("--redis-uri") + 1].startswith("redis://")
+    assert ":***@" in argv[argv.index("--redis-uri") + 1] or "@" not in argv[argv.index("--redis-uri") + 1]
     # No secret value is in any container's configuration (docker inspect).
     inspected = bed.engine.docker("inspect", *(c["id"] for c in containers.values())).stdout
     assert not [name for name, value in INITIAL_VALUES.items() if value in inspected]

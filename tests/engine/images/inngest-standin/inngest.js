@@ -44,12 +44,12 @@ function parseStart(argv) {
 }
 
 function publicArgv(argv) {
-  // The argv as recorded: key values are fingerprints, the Postgres URI loses its password.
+  // The argv as recorded: key values are fingerprints, the Postgres and Redis URIs lose their passwords.
   const out = [];
   for (let i = 0; i < argv.length; i++) {
     out.push(argv[i]);
     if (["--signing-key", "--event-key"].includes(argv[i]) && i + 1 < argv.length) out.push(`sha256:${fingerprint(argv[++i])}`);
-    else if (argv[i] === "--postgres-uri" && i + 1 < argv.length) out.push(argv[++i].replace(/:\/\/([^:]+):[^@]*@/, "://$1:***@"));
+    else if (["--postgres-uri", "--redis-uri"].includes(argv[i]) && i + 1 < argv.length) out.push(argv[++i].replace(/:\/\/([^:@/]*):[^@]*@/, "://$1:***@"));
   }
   return out;
 }
