@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from infra.plan.evaluate import PROJECT_ROOT, PlanInputError, evaluate
-from infra.plan.files import write_files
+from infra.plan.evaluate import PROJECT_ROOT, PlanInputError, evaluate, short_stack_name
+from infra.plan.output import OutputError, write_plan_files
 from infra.plan.table import format_plan
 
 EXIT_OK = 0
@@ -26,7 +26,12 @@ def register(subparsers) -> None:
     parser.add_argument("--stack", default="example", help="the stack whose Pulumi.<stack>.yaml to read (default: example)")
     parser.add_argument("--config-file", type=Path, default=None, help="read this stack file instead of Pulumi.<stack>.yaml")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
-    parser.add_argument("--out", type=Path, default=None, help="where to write the rendered files (default: build/<stack>/)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to write the rendered files (default: build/<stack>/); a new or empty directory, or one an earlier plan wrote",
+    )
     parser.add_argument(
         "--adopted-instance",
         type=Path,
@@ -40,12 +45,18 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = evaluate(args.stack, config_file=args.config_file, adopted_instance=args.adopted_instance)
     except PlanInputError as error:
-        print(f"Stack '{args.stack}' cannot be planned:", file=sys.stderr)
+        print(f"Stack {args.stack!r} cannot be planned:", file=sys.stderr)
         for problem in error.problems:
             print(f"  - {problem}", file=sys.stderr)
         return EXIT_BAD_CONFIG
-    out = args.out or PROJECT_ROOT / "build" / args.stack
-    write_files(out, result.document["files"])
+    out = args.out or PROJECT_ROOT / "build" / short_stack_name(args.stack)
+    try:
+        write_plan_files(out, result.document["files"])
+    except OutputError as error:
+        print(f"Stack {args.stack!r} was planned, but its files were not written:\n  - {error}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    for warning in result.config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         json.dump(result.document, sys.stdout, indent=2, sort_keys=True)
         print()

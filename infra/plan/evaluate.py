@@ -3,13 +3,15 @@
 The document (stable; the README documents it):
   {"stack", "resources": [{"urn", "type", "name", "parent", "depends_on", "inputs", "options"}],
    "outputs": {...}, "files": {"<relative path>": "<content>"}, "cost": {"items": [...], "total_usd_month": ...},
-   "notes": ["<what the plan assumed, e.g. a stand-in description of an adopted instance>"]}
+   "notes": ["<what the plan assumed, e.g. a stand-in description of an adopted instance>"],
+   "warnings": ["<advice on the config that does not stop a deploy>"]}
 Secret values appear only as "[secret]".
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,40 +46,87 @@ class PlanResult:
     registrations: list[Registration] = field(default_factory=list)  # for tests: IDs and options as registered
 
 
+# Pulumi's rule for a stack name (pkg/backend: `^[A-Za-z0-9_.-]{1,100}$`), optionally qualified as
+# <org>/<stack> or <org>/<project>/<stack>. The plan also refuses "." and "..": Pulumi accepts
+# them, but they would name directories in Pulumi.<stack>.yaml and build/<stack>/.
+STACK_PART_RE = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+OWNER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
+
+
+def stack_name_problems(stack: str) -> list[str]:
+    parts = stack.split("/")
+    fix = "Fix: use letters, digits, -, _ and . (at most 100), optionally as <org>/<stack> or <org>/<project>/<stack>, e.g. prod."
+    if len(parts) > 3:
+        return [f"--stack: {stack!r} has more than two '/'. {fix}"]
+    *qualifiers, name = parts
+    if not STACK_PART_RE.fullmatch(name) or name in (".", ".."):
+        return [f"--stack: {stack!r} is not a stack name Pulumi accepts. {fix}"]
+    if qualifiers and not OWNER_RE.fullmatch(qualifiers[0]):
+        return [f"--stack: {qualifiers[0]!r} is not an organization name. {fix}"]
+    if len(qualifiers) == 2 and (not STACK_PART_RE.fullmatch(qualifiers[1]) or qualifiers[1] in (".", "..")):
+        return [f"--stack: {qualifiers[1]!r} is not a project name. {fix}"]
+    return []
+
+
+def short_stack_name(stack: str) -> str:
+    """The stack part of a qualified name: Pulumi.<it>.yaml holds its config."""
+    return stack.rsplit("/", 1)[-1]
+
+
 def stack_file(stack: str, root: Path = PROJECT_ROOT) -> Path:
-    return root / f"Pulumi.{stack}.yaml"
+    return root / f"Pulumi.{short_stack_name(stack)}.yaml"
 
 
-def read_stack_config(path: Path) -> dict[str, Any]:
-    if not path.exists():
+def read_stack_config(path: Path, option: str = "--stack") -> dict[str, Any]:
+    """The `config:` map of a stack file; every error names the option that chose the file."""
+    if not path.is_file():
+        if option == "--config-file":
+            raise PlanInputError([f"--config-file: {path} is not a file. Fix: give the path of a stack file such as Pulumi.example.yaml."])
         raise PlanInputError([f"--stack: no stack file {path.name}. Fix: create it (copy Pulumi.example.yaml) or pick an existing stack."])
     try:
         document = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise PlanInputError([f"{path.name}: is not valid YAML ({error}). Fix: correct the syntax."]) from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise PlanInputError([f"{option}: {path.name} cannot be read ({type(error).__name__}). Fix: check the file's permissions and encoding (UTF-8)."]) from error
+    except (yaml.YAMLError, RecursionError, ValueError) as error:  # ValueError: PyYAML's int() of a 5,000-digit number
+        raise PlanInputError([f"{option}: {path.name} is not valid YAML ({_first_line(error)}). Fix: correct the syntax."]) from error
     config = document.get("config") if isinstance(document, dict) else None
     if not isinstance(config, dict):
-        raise PlanInputError([f"{path.name}: has no `config:` map. Fix: add one, as in Pulumi.example.yaml."])
+        raise PlanInputError([f"{option}: {path.name} has no `config:` map. Fix: add one, as in Pulumi.example.yaml."])
     return config
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
 
 
 def _is_secure(value: Any) -> bool:
     return isinstance(value, dict) and set(value) == {"secure"}
 
 
+def _masked(value: Any, depth: int = 0) -> tuple[Any, bool]:
+    """The value with every `secure:` inside it replaced, and whether there was one. Deeper than any
+    setting goes (or a self-referencing YAML anchor) is left as is, for validation to refuse."""
+    if _is_secure(value):
+        return SECRET, True
+    if depth > 32:
+        return value, False
+    if isinstance(value, dict):
+        pairs = [(k, _masked(v, depth + 1)) for k, v in value.items()]
+        return {k: m for k, (m, _) in pairs}, any(s for _, (_, s) in pairs)
+    if isinstance(value, list):
+        items = [_masked(v, depth + 1) for v in value]
+        return [m for m, _ in items], any(s for _, s in items)
+    return value, False
+
+
 def _mask_config(raw: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
-    """Replaces encrypted (`secure:`) values, which the plan never decrypts, with a placeholder."""
+    """Replaces encrypted (`secure:`) values, which the plan never decrypts, with a placeholder; and
+    names the keys that hold one, as the engine's list of secret keys does on `pulumi up`."""
     masked: dict[str, Any] = {}
     secret_keys: set[str] = set()
     for key, value in raw.items():
-        if _is_secure(value):
-            masked[key], secret = SECRET, True
-        elif isinstance(value, dict):
-            masked[key] = {k: (SECRET if _is_secure(v) else v) for k, v in value.items()}
-            secret = any(_is_secure(v) for v in value.values()) or key == f"{NAMESPACE}:appSecrets"
-        else:
-            masked[key], secret = value, False
-        if secret:
+        masked[key], secret = _masked(value)
+        if secret or key == f"{NAMESPACE}:appSecrets":
             secret_keys.add(key)
     return masked, secret_keys
 
@@ -116,11 +165,14 @@ def evaluate(
 
     `adopted_instance`: the description of the instance `database.existingInstance` names, in the
     format of `gcloud sql instances describe NAME --format=json`; by default a committed stand-in."""
+    problems = stack_name_problems(stack)
+    if problems:
+        raise PlanInputError(problems)
     if raw is None:
-        raw = read_stack_config(config_file or stack_file(stack))
+        raw = read_stack_config(config_file, "--config-file") if config_file is not None else read_stack_config(stack_file(stack))
     masked, secret_keys = _mask_config(raw)
     try:
-        config = parse_config(masked)
+        config = parse_config(masked, encrypted_keys=secret_keys)
     except ConfigError as error:
         raise PlanInputError(error.problems) from error
     app_secret_values = {name: (SECRET if _is_secure(v) else v) for name, v in (raw.get(f"{NAMESPACE}:appSecrets") or {}).items()}
@@ -186,6 +238,7 @@ def _run_program(stack, config, masked, secret_keys, app_secret_values, adopted_
         "outputs": outputs,
         "files": plan_files(resources),
         "cost": estimate(config, load_prices()),
+        "warnings": list(config.warnings),
     }
     return PlanResult(config=config, document=document, generated_secrets=list(mocks.generated_secrets), registrations=list(monitor.registrations))
 

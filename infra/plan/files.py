@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 from infra.startup import render_startup_script
 
 STARTUP_SCRIPT = "startup.sh"
@@ -17,15 +14,3 @@ def plan_files(resources: list[dict]) -> dict[str, str]:
     files = dict(deployments[0]["inputs"]["files"]) if deployments else {}
     files[STARTUP_SCRIPT] = render_startup_script()
     return dict(sorted(files.items()))
-
-
-def write_files(out: Path, files: dict[str, str]) -> None:
-    # A clean directory each time, so that a file no longer rendered does not linger.
-    if out.exists():
-        shutil.rmtree(out)
-    for relative, content in files.items():
-        path = out / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content)
-        if content.startswith("#!"):
-            path.chmod(0o755)

@@ -29,8 +29,9 @@ def canary_stack(tmp_path_factory):
 def test_json_document_has_the_documented_shape(capsys, tmp_path):
     assert main(["plan", "--stack", "example", "--json", "--out", str(tmp_path)]) == 0
     document = json.loads(capsys.readouterr().out)
-    assert set(document) == {"stack", "resources", "outputs", "files", "cost", "notes"}
+    assert set(document) == {"stack", "resources", "outputs", "files", "cost", "notes", "warnings"}
     assert document["notes"] == []  # a new instance: nothing assumed
+    assert document["warnings"] == []  # the example stack needs no advice
     for resource in document["resources"]:
         assert {"type", "name", "parent", "depends_on", "inputs"} <= set(resource)
         assert isinstance(resource["depends_on"], list)

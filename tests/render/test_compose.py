@@ -119,6 +119,7 @@ def test_redis_keeps_an_append_only_file_on_the_data_disk_never_evicts_and_reads
 def test_redis_maxmemory_follows_its_memory_limit():
     raw = example_raw()
     raw["inngest-kit:redis"] = {"memoryMb": 1024}
+    raw["inngest-kit:vm"] = {**raw["inngest-kit:vm"], "machineType": "e2-medium"}  # room for it: the config checks the sum
     redis = model(render_stack(config_from(raw), inputs_for(config_from(raw))))["services"]["redis"]
     assert redis["mem_limit"] == "1024m"
     assert redis["command"][redis["command"].index("--maxmemory") + 1] == "512mb"
@@ -178,6 +179,7 @@ def test_caddy_and_redis_have_limits_from_the_config(files):
     raw = example_raw()
     raw["inngest-kit:caddy"] = {"cpus": 0.5, "memoryMb": 200}
     raw["inngest-kit:redis"] = {"cpus": "1", "memoryMb": 512}
+    raw["inngest-kit:vm"] = {**raw["inngest-kit:vm"], "machineType": "e2-medium"}  # room for them: the config checks the sum
     services = model(render_stack(config_from(raw), inputs_for(config_from(raw))))["services"]
     assert (services["caddy"]["cpus"], services["caddy"]["mem_limit"]) == (0.5, "200m")
     assert (services["redis"]["cpus"], services["redis"]["mem_limit"]) == (1.0, "512m")

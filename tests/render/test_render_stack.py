@@ -100,7 +100,8 @@ def test_every_app_secret_needs_a_ref(config, inputs):
 
 
 def test_health_path_that_a_shell_or_caddy_cannot_carry_is_refused():
-    config = config_with(healthPath='/health"$(reboot)')
+    # The config refuses it first; the renderer's own guard is checked on a config built past it.
+    config = _bypassing_config(health_path='/health"$(reboot)')
     with pytest.raises(RenderError, match="inngest-kit:app.healthPath"):
         render_stack(config, inputs_for(config))
 
@@ -125,6 +126,11 @@ def test_env_values_are_single_quoted_so_compose_takes_dollars_and_hashes_litera
 
 
 def test_env_values_compose_cannot_quote_are_refused():
-    config = config_with(env={"WINDOWS_PATH": "C:\\"})
+    config = _bypassing_config(env={"WINDOWS_PATH": "C:\\"})
     with pytest.raises(RenderError, match="inngest-kit:app.env.WINDOWS_PATH: a backslash"):
         render_stack(config, inputs_for(config))
+
+
+def _bypassing_config(**app_changes):
+    config = config_with()
+    return config.model_copy(update={"app": config.app.model_copy(update=app_changes)})
