@@ -16,6 +16,7 @@ SECRETS_DIR = "/var/lib/inngest-kit/secrets"
 # Docker's client config (DOCKER_CONFIG) for pulls: registry credentials, on the /run tmpfs.
 DOCKER_CONFIG_DIR = "/run/inngest-kit/docker"
 SYSTEMD_UNIT = "inngest-kit.service"
+SECRETS_UNIT = "inngest-kit-secrets.service"  # fills SECRETS_DIR at boot, before docker.service
 # Written last by the startup script: its version and completion time. Under /run, so a reboot clears it.
 STARTUP_RECORD = "/run/inngest-kit-startup-complete"
 # The guest agent's unit that runs the metadata startup script (GoogleCloudPlatform/guest-agent,

@@ -69,8 +69,14 @@ def render_unit() -> str:
         data_mount=layout.DATA_MOUNT,
         current=layout.CURRENT_LINK,
         compose_project=layout.COMPOSE_PROJECT,
+        secrets_unit=layout.SECRETS_UNIT,
         docker_config_dir=layout.DOCKER_CONFIG_DIR,
     )
+
+
+def render_secrets_unit() -> str:
+    """The unit that fills the secrets tmpfs before dockerd starts (and restarts the containers) at boot."""
+    return _environment().get_template("inngest-kit-secrets.service.j2").render(data_mount=layout.DATA_MOUNT, current=layout.CURRENT_LINK)
 
 
 def _render(version: str) -> str:
@@ -88,6 +94,8 @@ def _render(version: str) -> str:
         ops_agent_config=yaml.safe_dump(OPS_AGENT_CONFIG, sort_keys=False).rstrip("\n"),
         unit_name=layout.SYSTEMD_UNIT,
         unit=render_unit().rstrip("\n"),
+        secrets_unit_name=layout.SECRETS_UNIT,
+        secrets_unit=render_secrets_unit().rstrip("\n"),
         credential_helper_name=CREDENTIAL_HELPER_NAME,
         credential_helper=credential_helper().rstrip("\n"),
     )

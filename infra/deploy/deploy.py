@@ -116,6 +116,7 @@ class _Context:
     expected_services: tuple[str, ...]
     clock: Callable[[], float]
     sleep: Callable[[float], None]
+    healthchecked: frozenset[str] = frozenset()  # services that must reach `healthy`, not just `running`
 
 
 def deploy(
@@ -144,7 +145,8 @@ def deploy(
     check_files(files)
     release_id = release_id_for(file_manifest(files))
     say = report or _quiet
-    context = _Context(vm, settings, health.compose_services(files.get(commands.COMPOSE_FILE, "")), clock, sleep)
+    compose_text = files.get(commands.COMPOSE_FILE, "")
+    context = _Context(vm, settings, health.compose_services(compose_text), clock, sleep, health.healthchecked_services(compose_text))
     request = vm_lock.LockRequest(operation=f"deploy release {release_id}", command=command, by=operator or owner, ssh_user=owner)
     with session_factory() as raw_session:
         session = _Tracked(raw_session)
@@ -200,10 +202,11 @@ def _deploy_locked(
     drift = previous_state is not None and previous_state.release_id != plan.previous_release_id
     if plan.is_unchanged:
         # The VM already holds this release (a rerun after a failure, or a state that lost track):
-        # converge by bringing it up; recreate every service with files compose cannot see, since
-        # whether an interrupted run recreated them is unknown.
-        recreate = tuple(sorted({service for path in files for service in restarted_by(path)}))
+        # converge by bringing it up, recreating only what the run that switched to it left pending
+        # (nothing, when that run completed).
+        recreate: tuple[str, ...] = ()
         try:
+            recreate = _pending_recreate(session, context, plan.release_id)
             _pull_images(session, context, vm.paths.current, files, plan)
             _bring_up(session, context, recreate)
         except DeployError:
@@ -219,6 +222,10 @@ def _deploy_locked(
     try:
         uploaded = _build_release(session, vm, plan, files, owner, executable_files)
         _pull_images(session, context, vm.paths.release(plan.release_id), files, plan)
+        if plan.recreate:
+            # Recorded before the switch, so that a rerun after a cut recreates what this run left.
+            line = " ".join((plan.release_id, *plan.recreate)) + "\n"
+            session.run(commands.write_pending_recreate(vm), stdin=line.encode(), timeout=settings.command_timeout)
     except DeployError:
         raise
     except Exception as error:
@@ -388,9 +395,13 @@ def _pull_images(session: RemoteSession, context: _Context, release_dir: str, fi
 def _bring_up(session: RemoteSession, context: _Context, recreate: tuple[str, ...]) -> None:
     vm, settings = context.vm, context.settings
     session.run(commands.fetch_secrets(vm), timeout=settings.command_timeout)
-    session.run(commands.compose_up(vm), timeout=settings.command_timeout)
+    # The forced recreation first: it creates those services from the new compose model as well, so
+    # the `up` after it finds them current and leaves them alone. The other way round, a service
+    # whose model and files both changed was recreated twice (once by `up`, once forced).
     if recreate:
         session.run(commands.compose_recreate(vm, recreate), timeout=settings.command_timeout)
+        session.run(commands.clear_pending_recreate(vm), timeout=settings.command_timeout)
+    session.run(commands.compose_up(vm), timeout=settings.command_timeout)
     _wait_for_services(session, context)
     _wait_for_probe(session, context, settings.endpoints.inngest_health)
     _sync_app(session, context)
@@ -401,18 +412,37 @@ def _polls(context: _Context, interval: float) -> int:
     return max(1, math.ceil(context.settings.health_timeout / max(interval, 0.001)) + 1)
 
 
+def _pending_recreate(session: RemoteSession, context: _Context, release_id: str) -> tuple[str, ...]:
+    """The services an earlier deploy to `release_id` switched to it but had not recreated yet."""
+    result = session.run(commands.read_pending_recreate(context.vm), check=False, timeout=context.settings.command_timeout)
+    words = result.stdout.split() if result.exit_status == 0 else []
+    if not words or words[0] != release_id:
+        return ()
+    return tuple(sorted(set(words[1:]) & set(context.expected_services)))
+
+
 def _wait_for_services(session: RemoteSession, context: _Context) -> None:
     settings = context.settings
     deadline = context.clock() + settings.health_timeout
-    problems: tuple[str, ...] = ()
+    problems: tuple[tuple[str, str], ...] = ()
     for _ in range(_polls(context, settings.poll_interval)):
         result = session.run(commands.compose_ps(context.vm), timeout=settings.command_timeout)
-        problems = health.not_ready(context.expected_services, health.parse_ps(result.stdout))
+        problems = health.unready_services(context.expected_services, health.parse_ps(result.stdout), context.healthchecked)
         if not problems or context.clock() >= deadline:
             break
         context.sleep(settings.poll_interval)
     if problems:
-        raise DeployStepError(f"services not healthy after {settings.health_timeout:g} s: {'; '.join(problems)}")
+        message = f"services not healthy after {settings.health_timeout:g} s: {'; '.join(why for _, why in problems)}"
+        raise DeployStepError(message + _service_logs(session, context, tuple(service for service, _ in problems)))
+
+
+def _service_logs(session: RemoteSession, context: _Context, services: tuple[str, ...], lines: int = 20) -> str:
+    """The failing services' own last log lines, so the deploy's error shows why they failed."""
+    result = session.run(commands.compose_logs(context.vm, services, lines=lines), check=False, timeout=context.settings.command_timeout)
+    text = (result.stdout or "").strip() or (result.stderr or "").strip()
+    if not text:
+        return ""
+    return f"\nlast {lines} log lines of {', '.join(services)}:\n{text}"
 
 
 def _wait_for_probe(session: RemoteSession, context: _Context, url: str) -> None:
@@ -444,11 +474,12 @@ def _sync_app(session: RemoteSession, context: _Context) -> None:
 def _roll_back(session: RemoteSession, context: _Context, plan: ReleasePlan) -> None:
     vm, settings = context.vm, context.settings
     session.run(commands.switch_link(vm, vm.paths.release(plan.previous_release_id), vm.paths.current), timeout=settings.command_timeout)
+    session.run(commands.clear_pending_recreate(vm), timeout=settings.command_timeout)
     session.run(commands.fetch_secrets(vm), timeout=settings.command_timeout)
-    session.run(commands.compose_up(vm), timeout=settings.command_timeout)
     if plan.recreate:
-        # The files compose cannot see changed back as well.
+        # The files compose cannot see changed back as well; recreated first, as in _bring_up.
         session.run(commands.compose_recreate(vm, plan.recreate), timeout=settings.command_timeout)
+    session.run(commands.compose_up(vm), timeout=settings.command_timeout)
     _audit(session, vm, "deploy-rolled-back", failed=plan.release_id, release=plan.previous_release_id)
 
 

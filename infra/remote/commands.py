@@ -67,6 +67,35 @@ def compose_ps(vm: Vm) -> list[str]:
     return compose(vm, "ps", "--all", "--format", "json")
 
 
+def compose_logs(vm: Vm, services: Iterable[str], *, lines: int = 20) -> list[str]:
+    """The last lines each service wrote, for a deploy error to show the service's own words."""
+    return compose(vm, "logs", "--no-color", f"--tail={lines}", *_services(services))
+
+
+# "<release id> <service> ...": the services a deploy switched to that release must still recreate.
+# Written before the switch, removed once they are recreated, so a rerun after an interruption knows
+# what is left to do, and a rerun after a complete deploy knows there is nothing.
+PENDING_RECREATE_FILE = "pending-recreate"
+WRITE_FILE_SCRIPT = 'cat > "$1.new" && mv -f -- "$1.new" "$1"'
+
+
+def pending_recreate_path(vm: Vm) -> str:
+    return f"{vm.paths.data}/{PENDING_RECREATE_FILE}"
+
+
+def write_pending_recreate(vm: Vm) -> list[str]:
+    """Send the line as stdin (the data directory belongs to root)."""
+    return [*vm.tools.sudo, "sh", "-c", WRITE_FILE_SCRIPT, "write-pending", pending_recreate_path(vm)]
+
+
+def read_pending_recreate(vm: Vm) -> list[str]:
+    return ["cat", "--", pending_recreate_path(vm)]
+
+
+def clear_pending_recreate(vm: Vm) -> list[str]:
+    return [*vm.tools.sudo, "rm", "-f", "--", pending_recreate_path(vm)]
+
+
 def compose_down(vm: Vm) -> list[str]:
     # No --volumes: named volumes hold state the next `up` needs.
     return compose(vm, "down", "--remove-orphans")

@@ -128,3 +128,13 @@ def test_verify_release_names_a_file_that_differs_from_the_manifest(tmp_path):
     assert completed.returncode != 0 and b"app.env: FAILED" in completed.stdout
     (release / "app.env").write_text("A=1\n")
     assert subprocess.run(commands.verify_release(vm, "r5"), input=checklist, capture_output=True, check=False).returncode == 0
+
+
+def test_logs_and_pending_recreate_builders():
+    assert commands.compose_logs(VM, ["caddy"], lines=20) == [*COMPOSE, "logs", "--no-color", "--tail=20", "caddy"]
+    with pytest.raises(ValueError):
+        commands.compose_logs(VM, [])
+    path = f"{VM.paths.data}/pending-recreate"
+    assert commands.read_pending_recreate(VM) == ["cat", "--", path]
+    assert commands.write_pending_recreate(VM)[-2:] == ["write-pending", path]
+    assert commands.clear_pending_recreate(VM)[-3:] == ["-f", "--", path]

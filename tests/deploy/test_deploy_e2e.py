@@ -99,7 +99,9 @@ def test_a_caddyfile_change_recreates_caddy_which_compose_alone_would_miss(stand
     second = stand.run(stack_files(sshd.root, caddy_port=8080))
     assert second.uploaded == ("caddy/Caddyfile",) and second.recreated == ("caddy",)
     assert actions(fake, seen) == [("recreate", "caddy")]
-    assert [argv[-4:] for argv in fake.compose_calls("up")][-1] == ["-d", "--no-deps", "--force-recreate", "caddy"]
+    # The forced recreation comes before the plain `up`, so that `up` finds caddy current (one recreation).
+    last_two = fake.compose_calls("up")[-2:]
+    assert last_two[0][-4:] == ["-d", "--no-deps", "--force-recreate", "caddy"] and last_two[1][-3:] == ["up", "-d", "--remove-orphans"]
 
 
 def test_a_failed_health_check_rolls_back_to_the_previous_release(stand, sshd, fake):
@@ -191,4 +193,15 @@ def test_a_rerun_of_a_release_already_live_converges_without_uploading(stand, ss
     first = stand.seed(files)
     again = stand.run(files, previous_state=DeployState("0" * 16, {}), session_factory=LocalSession)  # logic only: no SSH needed
     assert again.release_id == first.release_id and again.uploaded == () and again.drift
-    assert again.recreated == ("caddy",)  # whether an interrupted run recreated it is unknown
+    assert again.recreated == ()  # no run left anything pending: nothing to recreate
+
+
+def test_a_rerun_recreates_what_an_interrupted_run_left_pending_and_only_that(stand, sshd, fake):
+    files = stack_files(sshd.root)
+    first = stand.seed(files)
+    pending = Path(stand.vm.paths.data) / "pending-recreate"
+    pending.write_text(f"{first.release_id} caddy\n")
+    again = stand.run(files, previous_state=DeployState(first.release_id, {}), session_factory=LocalSession)
+    assert again.recreated == ("caddy",) and not pending.exists()
+    pending.write_text("0123456789abcdef caddy\n")  # left by a deploy of another release: not this one's to finish
+    assert stand.run(files, previous_state=DeployState(first.release_id, {}), session_factory=LocalSession).recreated == ()

