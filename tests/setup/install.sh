@@ -73,7 +73,11 @@ mkdir -p "$engine_home"
 if [ ! -f "$engine_home/base-bookworm.tar" ]; then
   echo "install.sh: debootstrap bookworm (minbase, redis-server, wget) for the base image"
   rootfs=$(mktemp -d "$engine_home/rootfs.XXXXXX")
-  debootstrap --variant=minbase --include=redis-server,wget bookworm "$rootfs" http://deb.debian.org/debian >/dev/null
+  # The same Debian mirror apt uses on this machine.
+  mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  [ -n "$mirror" ] || mirror=$(awk '$1 == "deb" {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+  [ -n "$mirror" ] || { echo "install.sh: no Debian mirror in apt's sources for debootstrap" >&2; exit 1; }
+  debootstrap --variant=minbase --include=redis-server,wget bookworm "$rootfs" "$mirror" >/dev/null
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
   tar -C "$rootfs" -cf "$engine_home/base-bookworm.tar.tmp" .
   mv "$engine_home/base-bookworm.tar.tmp" "$engine_home/base-bookworm.tar"
