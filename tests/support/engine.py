@@ -53,7 +53,7 @@ if str(REPO) not in sys.path:
 from infra.config import InngestConfig  # noqa: E402
 from infra.render import CADDY_IMAGE, REDIS_IMAGE  # noqa: E402
 from infra.startup import DAEMON_CONFIG  # noqa: E402
-from tests.support.sshd import SSHD_BINARY, generate_ed25519  # noqa: E402
+from tests.support.sshd import SSHD_BINARY, generate_ed25519, sshd_config_text  # noqa: E402
 
 ENGINE_HOME = Path(os.environ.get("KIT_ENGINE_HOME", "/var/lib/inngest-kit-engine"))
 IMAGES_DIR = REPO / "tests" / "engine" / "images"
@@ -285,26 +285,7 @@ class Engine:
         (self.state / "authorized_keys").write_text(client_key.public_line + "\n")
         port = _free_port()
         (self.state / "sshd_config").write_text(
-            "\n".join(
-                [
-                    "ListenAddress 127.0.0.1",
-                    f"Port {port}",
-                    f"HostKey {self.state / 'host_ed25519'}",
-                    f"PidFile {self.state / 'sshd.pid'}",
-                    f"AuthorizedKeysFile {self.state / 'authorized_keys'}",
-                    "AllowUsers root",
-                    "PermitRootLogin prohibit-password",
-                    "PasswordAuthentication no",
-                    "KbdInteractiveAuthentication no",
-                    "UsePAM no",
-                    "StrictModes no",
-                    "Subsystem sftp internal-sftp",
-                    "LogLevel ERROR",
-                    "MaxStartups 100",
-                    "MaxSessions 50",
-                    "",
-                ]
-            )
+            sshd_config_text(port, self.state / "host_ed25519", self.state / "sshd.pid", self.state / "authorized_keys", "root")
         )
         self._login = SshLogin(port, "root", client_key.private_openssh, host_key.public_line)
         return self._login

@@ -59,6 +59,37 @@ def wait_for_port(port: int, process: subprocess.Popen | None = None, polls: int
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {polls * 0.05:.0f} s")
 
 
+def sshd_config_text(port: int, host_key_file: Path, pid_file: Path, authorized_keys: Path, user: str) -> str:
+    """The test sshd's configuration: loopback only, key login only, for one user."""
+    return "\n".join(
+        [
+            "ListenAddress 127.0.0.1",
+            f"Port {port}",
+            f"HostKey {host_key_file}",
+            f"PidFile {pid_file}",
+            f"AuthorizedKeysFile {authorized_keys}",
+            f"AllowUsers {user}",
+            "PermitRootLogin prohibit-password",
+            "PubkeyAuthentication yes",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "UsePAM no",
+            # The test's tmp dirs are not owned the way StrictModes wants.
+            "StrictModes no",
+            "Subsystem sftp internal-sftp",
+            # Commands run as this machine's user, whose ~/.bashrc (pyenv init) costs ~60 ms per
+            # command; bash skips ~/.bashrc for an ssh command when SHLVL says it is nested
+            # (bash shell.c, run_startup_files: run_by_ssh && shell_level < 2). A VM's OS Login
+            # user has no such rc file, so this changes what is timed, not what is tested.
+            "SetEnv SHLVL=1",
+            "LogLevel ERROR",
+            "MaxStartups 100",
+            "MaxSessions 50",
+            "",
+        ]
+    )
+
+
 @dataclass(frozen=True)
 class SshdServer:
     """A running sshd. `root` is a fresh directory per test, to be used as VmPaths(root=...)."""
@@ -111,30 +142,7 @@ class SshdProcess:
         user = getpass.getuser()
         port = free_port()
         config = state / "sshd_config"
-        config.write_text(
-            "\n".join(
-                [
-                    "ListenAddress 127.0.0.1",
-                    f"Port {port}",
-                    f"HostKey {host_key_file}",
-                    f"PidFile {state / 'sshd.pid'}",
-                    f"AuthorizedKeysFile {authorized}",
-                    f"AllowUsers {user}",
-                    "PermitRootLogin prohibit-password",
-                    "PubkeyAuthentication yes",
-                    "PasswordAuthentication no",
-                    "KbdInteractiveAuthentication no",
-                    "UsePAM no",
-                    # The test's tmp dirs are not owned the way StrictModes wants.
-                    "StrictModes no",
-                    "Subsystem sftp internal-sftp",
-                    "LogLevel ERROR",
-                    "MaxStartups 100",
-                    "MaxSessions 50",
-                    "",
-                ]
-            )
-        )
+        config.write_text(sshd_config_text(port, host_key_file, state / "sshd.pid", authorized, user))
         # A file, not a pipe: nobody reads sshd's log while tests run, and a full pipe would stall it.
         self._log = open(state / "sshd.log", "wb")
         self.process = subprocess.Popen(
