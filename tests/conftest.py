@@ -6,6 +6,7 @@ import pytest
 
 from infra.remote import ssh
 from tests.support.flaky_proxy import FlakyProxy
+from tests.support.keys_stack import build_stack
 from tests.support.sshd import SKIP_REASON, SshdProcess, SshdServer, sshd_available
 
 
@@ -24,6 +25,16 @@ def sshd(sshd_server, tmp_path) -> SshdServer:
     root = tmp_path / "vm"
     root.mkdir()
     return sshd_server.with_root(root)
+
+
+@pytest.fixture
+def keys_stack(sshd, tmp_path):
+    """A deployed stack on the session's real sshd, driven by the keys CLI (tests/support/keys_stack.py)."""
+    stack = build_stack(sshd, tmp_path / "work")
+    try:
+        yield stack
+    finally:
+        stack.stop()
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ from infra.ops import lock as vm_lock
 from infra.remote.ssh import connect
 from tests.deploy.support import EXECUTABLE_FILES, restarted_by, stack_files
 from tests.deploy.test_deploy_e2e import fake, probe, stand  # noqa: F401  (fixtures)
-from tests.support.keys_stack import build_stack
 
 BOUND = 60.0  # seconds any one side waits for the other; a bound, not an expectation
 
@@ -136,15 +135,6 @@ def test_two_deploys_at_once_leave_a_live_release_whose_files_match_its_manifest
         assert base.release_id not in (id_a, id_b)
 
     verdict(locked, both_deployed_in_turn)
-
-
-@pytest.fixture
-def keys_stack(sshd, tmp_path):
-    stack = build_stack(sshd, tmp_path / "work")
-    try:
-        yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.mark.parametrize("locked", [True, False], ids=["with-the-lock", "without-the-lock"])

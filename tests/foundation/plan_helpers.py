@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from infra.plan.evaluate import PROJECT_ROOT
+from infra.plan.evaluate import PROJECT_ROOT, evaluate
 
 
 def example_raw() -> dict[str, Any]:
@@ -38,3 +38,10 @@ def closure(document: dict, urn: str) -> set[str]:
                 seen.add(dep)
                 stack.append(dep)
     return seen
+
+
+def adopted_document() -> dict:
+    """The plan document of the example stack adopting the instance `shared-pg` (the plan's stand-in description)."""
+    raw = example_raw()
+    raw["inngest-kit:database"] = {"existingInstance": "shared-pg"}
+    return evaluate("adopted", raw=raw).document

@@ -12,7 +12,7 @@ import pytest
 
 from infra.config import IAP_SOURCE_RANGE
 from infra.plan.evaluate import evaluate
-from tests.foundation.plan_helpers import example_raw, of_type, one
+from tests.foundation.plan_helpers import adopted_document, of_type, one
 
 SQL = "gcp:sql/databaseInstance:DatabaseInstance"
 INSTANCE = "gcp:compute/instance:Instance"
@@ -27,9 +27,7 @@ def plan():
 
 @pytest.fixture(scope="module")
 def adopted():
-    raw = example_raw()
-    raw["inngest-kit:database"] = {"existingInstance": "shared-pg"}
-    return evaluate("adopted", raw=raw).document
+    return adopted_document()
 
 
 def flags(plan) -> dict[str, str]:

@@ -6,7 +6,7 @@ import pytest
 
 from infra.config import IAP_SOURCE_RANGE
 from infra.plan.evaluate import SECRET, evaluate
-from tests.foundation.plan_helpers import closure, example_raw, of_type, one
+from tests.foundation.plan_helpers import adopted_document, closure, example_raw, of_type, one
 
 FIREWALL = "gcp:compute/firewall:Firewall"
 SQL = "gcp:sql/databaseInstance:DatabaseInstance"
@@ -21,9 +21,7 @@ def plan():
 
 @pytest.fixture(scope="module")
 def adopted():
-    raw = example_raw()
-    raw["inngest-kit:database"] = {"existingInstance": "shared-pg"}
-    return evaluate("adopted", raw=raw).document
+    return adopted_document()
 
 
 def test_public_surface_is_web_only_and_ssh_from_iap_and_configured_ranges(plan):

@@ -9,30 +9,27 @@ from dataclasses import dataclass
 from tests.support.engine import Engine
 
 
-def creations(engine: Engine, since: float, until: float | None = None) -> dict[str, int]:
-    """How many containers of each compose service the engine created between two moments."""
+def _service_events(engine: Engine, event: str, since: float, until: float | None) -> dict[str, int]:
+    """How many `event` events each compose service's containers had between two moments."""
     until = until if until is not None else time.time()
     out = engine.docker(
-        "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}", "--filter", "type=container", "--filter", "event=create",
+        "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}", "--filter", "type=container", "--filter", f"event={event}",
         "--filter", "label=com.docker.compose.project=kit", "--format", '{{ index .Actor.Attributes "com.docker.compose.service" }}',
     ).stdout.split()
     counts: dict[str, int] = {}
     for service in out:
         counts[service] = counts.get(service, 0) + 1
     return counts
+
+
+def creations(engine: Engine, since: float, until: float | None = None) -> dict[str, int]:
+    """How many containers of each compose service the engine created between two moments."""
+    return _service_events(engine, "create", since, until)
 
 
 def starts(engine: Engine, since: float, until: float | None = None) -> dict[str, int]:
     """How many times each service's container was started (by dockerd's restart policy or by compose) between two moments."""
-    until = until if until is not None else time.time()
-    out = engine.docker(
-        "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}", "--filter", "type=container", "--filter", "event=start",
-        "--filter", "label=com.docker.compose.project=kit", "--format", '{{ index .Actor.Attributes "com.docker.compose.service" }}',
-    ).stdout.split()
-    counts: dict[str, int] = {}
-    for service in out:
-        counts[service] = counts.get(service, 0) + 1
-    return counts
+    return _service_events(engine, "start", since, until)
 
 
 @dataclass(frozen=True)
